@@ -1,0 +1,111 @@
+/* trainscope.h - libtrainscope, the publisher library trainers link.
+ *
+ * Sends scalars (loss, gradient norms, learning rate, ...) from a training
+ * program to a trainscope collector over ZeroMQ, without ever blocking the
+ * training loop.
+ *
+ *   ts_options o = ts_options_default();
+ *   o.run = "bigram-lr0.1";
+ *   ts_run *run;
+ *   if (ts_open(&run, &o) < 0) ...;
+ *   int loss = ts_metric(run, "train/loss");       // once
+ *   for (step ...) ts_log_id(run, loss, step, l);   // ~tens of ns, no syscall
+ *   ts_log(run, "train/lr", step, lr);              // by name: a hash lookup more
+ *   ts_close(run, 5000);                            // flush, say goodbye, free
+ *
+ * Guarantees:
+ * - A log call copies the sample into a bounded in-memory ring and returns;
+ *   batching, name-to-id compression and all I/O happen on a background
+ *   thread. Log calls are safe from several threads on one run.
+ * - Sent data is kept until the collector acknowledges it as durable; if the
+ *   collector is down, restarts or starts later, the library resends and the
+ *   collector drops duplicates, so nothing is lost or stored twice.
+ * - When the ring is full (collector unreachable for long enough), new samples
+ *   are dropped and counted (ts_log returns TS_EDROPPED) and the gap (count,
+ *   step and time range) is reported to the collector, which stores it.
+ *
+ * Errors: functions return 0 (or an id) on success and a negative TS_E* code;
+ * ts_strerror() gives a sentence. Wire format: proto/PROTOCOL.md.
+ */
+#ifndef TRAINSCOPE_H
+#define TRAINSCOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TS_VERSION_STRING "0.1.0"
+
+enum {
+    TS_OK = 0,
+    TS_EINVAL = -1,    /* bad argument (NULL, empty or non-UTF-8 name, bad endpoint) */
+    TS_ENOMEM = -2,
+    TS_EDROPPED = -3,  /* ring full: the sample was dropped and counted */
+    TS_ETIMEDOUT = -4, /* flush/close: not everything was acknowledged in time */
+    TS_ECLOSED = -5,   /* the run is closing */
+    TS_EZMQ = -6,      /* ZeroMQ refused the endpoint or socket setup */
+    TS_ETOOMANY = -7,  /* more metric names than the protocol allows per run */
+};
+
+typedef struct ts_options {
+    const char *endpoint;     /* collector ingest, default "tcp://127.0.0.1:5557"
+                                 (env TRAINSCOPE_ENDPOINT overrides the default) */
+    const char *run;          /* run name, required, UTF-8 */
+    const char *project;      /* optional */
+    const char *config_json;  /* optional JSON object of hyperparameters */
+    int rank;                 /* this process's rank, default 0 */
+    int world_size;           /* default 1 */
+    size_t ring_samples;      /* ring capacity in samples, default 1 << 20 (32 MiB) */
+    size_t max_unacked_bytes; /* sent but unacknowledged data kept, default 64 MiB */
+    int batch_interval_ms;    /* how often the I/O thread sends, default 20 */
+} ts_options;
+
+typedef struct ts_run ts_run;
+
+typedef struct ts_stats {
+    uint64_t logged;     /* samples accepted into the ring */
+    uint64_t dropped;    /* samples dropped because the ring was full */
+    uint64_t sent;       /* samples sent at least once */
+    uint64_t acked;      /* samples the collector has made durable */
+    uint64_t resent;     /* messages sent again after a timeout or gap */
+    int connected;       /* 1 once the collector has acknowledged anything recently */
+} ts_stats;
+
+ts_options ts_options_default(void);
+
+/* Start a run: validates options, starts the I/O thread, returns at once
+ * (connecting happens in the background; the collector may start later). */
+int ts_open(ts_run **out, const ts_options *opts);
+
+/* Register a metric name, returns its id (>= 0). Same name, same id. */
+int ts_metric(ts_run *run, const char *name);
+
+/* Log one scalar. The time is taken now (CLOCK_REALTIME). */
+int ts_log_id(ts_run *run, int id, int64_t step, double value);
+int ts_log(ts_run *run, const char *name, int64_t step, double value);
+/* Same with an explicit Unix time in nanoseconds (importers, replays). */
+int ts_log_at(ts_run *run, int id, int64_t step, int64_t time_ns, double value);
+
+/* Record an event (kind: short word such as "note", "checkpoint"; text: any
+ * UTF-8). Events are rare; this call may allocate. */
+int ts_event(ts_run *run, int64_t step, const char *kind, const char *text);
+
+/* Wait until everything logged before the call is durable in the store, or
+ * timeout_ms passes (TS_ETIMEDOUT). timeout_ms < 0 waits forever. */
+int ts_flush(ts_run *run, int timeout_ms);
+
+/* Flush (up to timeout_ms), send BYE with status ("finished" when NULL),
+ * stop the thread and free. Returns the flush result. NULL-safe. */
+int ts_close_status(ts_run *run, int timeout_ms, const char *status);
+int ts_close(ts_run *run, int timeout_ms);
+
+void ts_get_stats(ts_run *run, ts_stats *out);
+const char *ts_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

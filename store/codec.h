@@ -1,0 +1,57 @@
+/* codec.h - the time-series chunk codec: lossless, bit-exact compression of
+ * (step, time, value) points, one chunk per series at a time.
+ *
+ * Steps and times are int64 (time in the store's unit, see store.h), values
+ * are float64 and come back with the same 64 bits, NaN payloads, -0.0, +-Inf
+ * and subnormals included. The encoder is incremental: the collector appends
+ * points as they arrive and can take a snapshot of the bytes at any moment
+ * (the open chunk is rewritten on every commit), then keep appending.
+ *
+ * Format: see docs/store.md "Chunk codec". A blob starts with a one-byte codec
+ * version and the point count, so a truncated or corrupt blob is detected by
+ * the decoder and reported, never trusted.
+ *
+ * Errors: 0 or a negative errno-style code (-ENOMEM, -EINVAL for corrupt input).
+ */
+#ifndef TRAINSCOPE_CODEC_H
+#define TRAINSCOPE_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TSC_VERSION 1
+#define TSC_MAX_POINTS 4096  /* a chunk holds at most this many points */
+
+typedef struct tsc_enc {
+    uint8_t *buf;            /* owned; grows by doubling */
+    size_t cap;              /* bytes allocated */
+    /* encoder state: private, see codec.c */
+    size_t bitpos;
+    uint32_t count;
+    int64_t prev_step, prev_step_delta;
+    int64_t prev_time, prev_time_delta;
+    uint64_t prev_bits;
+    uint64_t state[6];
+} tsc_enc;
+
+/* Start an empty encoder; does not allocate until the first append. */
+void tsc_enc_init(tsc_enc *e);
+/* Free the buffer. NULL-safe; the encoder may be re-initialised after. */
+void tsc_enc_free(tsc_enc *e);
+/* Forget every point but keep the buffer. */
+void tsc_enc_reset(tsc_enc *e);
+/* Append one point. Returns 0, -ENOSPC when the chunk already holds
+ * TSC_MAX_POINTS, or -ENOMEM. No allocation unless the buffer must grow. */
+int tsc_enc_append(tsc_enc *e, int64_t step, int64_t time, double value);
+static inline uint32_t tsc_enc_count(const tsc_enc *e) { return e->count; }
+/* A complete blob of the points so far (valid until the next append or
+ * reset). Cheap: patches the header in place, copies nothing. */
+const uint8_t *tsc_enc_bytes(tsc_enc *e, size_t *len);
+
+/* The number of points a blob says it holds, or a negative error. */
+int64_t tsc_blob_count(const uint8_t *blob, size_t len);
+/* Decode a whole blob into arrays of at least tsc_blob_count() entries (any
+ * array may be NULL when not wanted). Returns the count or -EINVAL. */
+int64_t tsc_decode(const uint8_t *blob, size_t len, int64_t *steps, int64_t *times, double *values);
+
+#endif
