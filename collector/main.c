@@ -1,0 +1,57 @@
+/* main.c - the `trainscope` command: dispatches to its subcommands.
+ *
+ *   trainscope collect [--store runs.db] ...   run the collector (collect_cmd.c)
+ *   trainscope ls STORE                        list runs (cli.c)
+ *   trainscope show STORE RUN                  one run in detail (cli.c)
+ *   trainscope export STORE RUN ...            points as CSV or JSON lines (cli.c)
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "collector.h"
+#include "trainscope.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: trainscope COMMAND [ARGS]\n"
+            "\n"
+            "commands:\n"
+            "  collect [--store PATH] [options]   receive runs from trainers and store them\n"
+            "  ls STORE                           list the runs in a store\n"
+            "  show STORE RUN                     config, metrics, time span, status, drops\n"
+            "  export STORE RUN [--metric GLOB] [--format csv|jsonl] [--all-timelines]\n"
+            "                                     every point, values printed round-trip exact\n"
+            "  version                            print the version\n"
+            "\n"
+            "`trainscope COMMAND --help` describes a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "collect") == 0)
+        return tcl_collect_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "ls") == 0)
+        return tcli_ls_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "show") == 0)
+        return tcli_show_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "export") == 0)
+        return tcli_export_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("trainscope %s (protocol 1)\n", TS_VERSION_STRING);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "trainscope: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}
