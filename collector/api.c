@@ -1,0 +1,528 @@
+/* api.c - the query API (PROTOCOL.md "Query API"): a ROUTER that answers one
+ * JSON request frame with one JSON frame, plus one binary frame for points
+ * and buckets. REQ peers put an empty delimiter frame before the request;
+ * the reply repeats it, so REQ and DEALER clients both work.
+ *
+ * It runs in its own thread with its own read-only store handle: readers see
+ * what the collector has committed, and a large query never delays ingest,
+ * commits or ACKs (which run in the collector's thread).
+ *
+ * Knobs: API_MAX_REQUEST bounds a request message; API_MAX_POINTS bounds a
+ * `points` reply (beyond it the client is told to ask for buckets);
+ * API_MAX_BUCKETS is the protocol's limit on `n`.
+ */
+#include "collector_int.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "store.h"
+#include "wire.h"
+
+#define API_MAX_REQUEST (1 << 20)
+#define API_MAX_POINTS 50000000
+#define API_MAX_BUCKETS 100000
+#define API_BURST 64             /* requests served before the stop flag is checked again */
+/* Steps given to store range reads are clamped to +-2^62 so that a width
+ * (to - from) always fits in an int64. */
+#define API_STEP_LIMIT ((int64_t)1 << 62)
+
+struct tcl__api {
+    void *router;
+    tss_store *st;          /* read-only handle, used only by the thread */
+    char *store_path;
+    char endpoint[256];
+    pthread_t thread;
+    int started;
+    atomic_int stop;
+};
+
+/* One request being answered. */
+typedef struct api_req {
+    cJSON *req;
+    cJSON *reply;           /* the JSON reply under construction */
+    void *bin;              /* optional binary frame, malloc'd, handed to zmq */
+    size_t bin_len;
+    char err[512];          /* set => reply {"ok":false,"error":err} */
+} api_req;
+
+/* ---- JSON helpers ------------------------------------------------------ */
+
+/* int64 as an exact JSON number: cJSON holds numbers as doubles, which would
+ * round nanosecond timestamps (> 2^53). */
+static void add_i64(cJSON *obj, const char *key, int64_t v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" PRId64, v);
+    cJSON_AddRawToObject(obj, key, buf);
+}
+
+/* Non-finite floats are not JSON: written as null. */
+static void add_f64(cJSON *obj, const char *key, double v)
+{
+    if (isfinite(v))
+        cJSON_AddNumberToObject(obj, key, v);
+    else
+        cJSON_AddNullToObject(obj, key);
+}
+
+static void fail(api_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(api_req *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err, sizeof r->err, fmt, ap);
+    va_end(ap);
+}
+
+/* An optional integer field; 1 when present and valid, 0 when absent, -1 on
+ * error (r->err set). Values past +-2^62 are clamped (see API_STEP_LIMIT). */
+static int get_int(api_req *r, const char *key, int64_t *out)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(r->req, key);
+    if (!it || cJSON_IsNull(it))
+        return 0;
+    double d = it->valuedouble;
+    if (!cJSON_IsNumber(it) || d != floor(d) || isnan(d)) {
+        fail(r, "\"%s\" must be an integer", key);
+        return -1;
+    }
+    if (d >= (double)API_STEP_LIMIT)
+        *out = API_STEP_LIMIT;
+    else if (d <= -(double)API_STEP_LIMIT)
+        *out = -API_STEP_LIMIT;
+    else
+        *out = (int64_t)d;
+    return 1;
+}
+
+static int get_series(api_req *r, int64_t *series)
+{
+    int rc = get_int(r, "series", series);
+    if (rc == 0)
+        fail(r, "this op needs \"series\" (a series id from the series op)");
+    if (rc == 1 && *series <= 0) {
+        fail(r, "\"series\" must be a positive series id");
+        rc = -1;
+    }
+    return rc == 1 ? 0 : -1;
+}
+
+static int get_run(api_req *r, tss_store *st, int64_t *run_id)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(r->req, "run");
+    if (!cJSON_IsString(it)) {
+        fail(r, "this op needs \"run\" (a run name, or project/name)");
+        return -1;
+    }
+    int rc = tss_find_run(st, it->valuestring, run_id);
+    if (rc == -ENOENT)
+        fail(r, "unknown run '%s'", it->valuestring);
+    else if (rc < 0)
+        fail(r, "store error: %s", tss_errmsg(st));
+    return rc;
+}
+
+/* from/to: both optional (whole series) unless required; from <= to. */
+static int get_range(api_req *r, int required, int64_t *from, int64_t *to)
+{
+    int hf, ht;
+    *from = -API_STEP_LIMIT;
+    *to = API_STEP_LIMIT;
+    if ((hf = get_int(r, "from", from)) < 0 || (ht = get_int(r, "to", to)) < 0)
+        return -1;
+    if (required && (!hf || !ht)) {
+        fail(r, "this op needs \"from\" and \"to\" (steps)");
+        return -1;
+    }
+    if (*from > *to) {
+        fail(r, "bad range: \"from\" is after \"to\"");
+        return -1;
+    }
+    return 0;
+}
+
+static void store_fail(api_req *r, tss_store *st, int rc, int64_t series)
+{
+    if (rc == -ENOENT) {
+        fail(r, "unknown series %" PRId64, series);
+    } else {
+        fail(r, "store error: %s", tss_errmsg(st));
+    }
+}
+
+/* ---- ops ---------------------------------------------------------------- */
+
+static void op_info(tcl__api *a, api_req *r)
+{
+    cJSON_AddNumberToObject(r->reply, "protocol", TSW_VERSION);
+    cJSON_AddStringToObject(r->reply, "version", TCL_VERSION);
+    cJSON_AddStringToObject(r->reply, "store", a->store_path);
+    add_i64(r->reply, "time_unit_ns", tss_time_unit_ns(a->st));
+}
+
+static void op_runs(tcl__api *a, api_req *r)
+{
+    tss_run *runs = NULL;
+    size_t n = 0;
+    int rc = tss_list_runs(a->st, &runs, &n);
+    if (rc < 0) {
+        fail(r, "store error: %s", tss_errmsg(a->st));
+        return;
+    }
+    cJSON *arr = cJSON_AddArrayToObject(r->reply, "runs");
+    for (size_t i = 0; i < n; i++) {
+        const tss_run *u = &runs[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(arr, o);
+        add_i64(o, "id", u->id);
+        cJSON_AddStringToObject(o, "project", u->project ? u->project : "");
+        cJSON_AddStringToObject(o, "name", u->name ? u->name : "");
+        cJSON_AddStringToObject(o, "status", u->status ? u->status : "");
+        add_i64(o, "world_size", u->world_size);
+        add_i64(o, "created_ns", u->created_ns);
+        add_i64(o, "updated_ns", u->updated_ns);
+        add_i64(o, "ended_ns", u->ended_ns);
+        add_i64(o, "points", u->points);
+        add_i64(o, "series", u->series);
+        add_i64(o, "dropped", u->dropped);
+        add_i64(o, "resumes", u->resumes);
+    }
+    tss_free_runs(runs, n);
+}
+
+static void op_series(tcl__api *a, api_req *r)
+{
+    int64_t run_id;
+    tss_series *s = NULL;
+    size_t n = 0;
+    if (get_run(r, a->st, &run_id) < 0)
+        return;
+    if (tss_list_series(a->st, run_id, &s, &n) < 0) {
+        fail(r, "store error: %s", tss_errmsg(a->st));
+        return;
+    }
+    cJSON *arr = cJSON_AddArrayToObject(r->reply, "series");
+    for (size_t i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(arr, o);
+        add_i64(o, "id", s[i].id);
+        add_i64(o, "rank", s[i].rank);
+        cJSON_AddStringToObject(o, "name", s[i].name ? s[i].name : "");
+        add_i64(o, "count", s[i].count);
+        add_i64(o, "step_first", s[i].step_first);
+        add_i64(o, "step_last", s[i].step_last);
+        add_i64(o, "t_first_ns", s[i].t_first_ns);
+        add_i64(o, "t_last_ns", s[i].t_last_ns);
+        add_f64(o, "min", s[i].vmin);
+        add_f64(o, "max", s[i].vmax);
+        add_i64(o, "n_nan", s[i].n_nan);
+        add_i64(o, "n_inf", s[i].n_inf);
+        add_i64(o, "generations", s[i].generations);
+    }
+    tss_free_series(s, n);
+}
+
+static void op_events(tcl__api *a, api_req *r)
+{
+    int64_t run_id;
+    tss_event *ev = NULL;
+    size_t n = 0;
+    if (get_run(r, a->st, &run_id) < 0)
+        return;
+    if (tss_list_events(a->st, run_id, &ev, &n) < 0) {
+        fail(r, "store error: %s", tss_errmsg(a->st));
+        return;
+    }
+    cJSON *arr = cJSON_AddArrayToObject(r->reply, "events");
+    for (size_t i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(arr, o);
+        add_i64(o, "step", ev[i].step);
+        add_i64(o, "t_ns", ev[i].t_ns);
+        add_i64(o, "rank", ev[i].rank);
+        cJSON_AddStringToObject(o, "kind", ev[i].kind ? ev[i].kind : "");
+        cJSON_AddStringToObject(o, "text", ev[i].text ? ev[i].text : "");
+    }
+    tss_free_events(ev, n);
+}
+
+static void op_points(tcl__api *a, api_req *r)
+{
+    int64_t series, from, to;
+    tss_bucket all;
+    tss_point *pts = NULL;
+    size_t n = 0;
+    int rc;
+    if (get_series(r, &series) < 0 || get_range(r, 0, &from, &to) < 0)
+        return;
+    int flags = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r->req, "all_timelines"))
+                ? TSS_ALL_TIMELINES : 0;
+    /* Count first from the chunk summaries, so an enormous request is
+     * refused before anything is decoded or allocated. */
+    if ((rc = tss_read_buckets(a->st, series, from, to, 1, &all)) < 0) {
+        store_fail(r, a->st, rc, series);
+        return;
+    }
+    if (all.count <= API_MAX_POINTS &&
+        (rc = tss_read_points(a->st, series, from, to, flags, &pts, &n)) < 0) {
+        store_fail(r, a->st, rc, series);
+        return;
+    }
+    if (all.count > API_MAX_POINTS || n > API_MAX_POINTS) {
+        free(pts);
+        fail(r, "too many points in that range (limit 50000000): ask for buckets, or a narrower range");
+        return;
+    }
+    /* Encode in place: entry i (24 bytes) never overtakes tss_point i+1. */
+    uint8_t *out = (uint8_t *)pts;
+    for (size_t i = 0; i < n; i++) {
+        tss_point p = pts[i];
+        tsw_live_point_encode(out + i * TSW_LIVE_POINT, p.step, p.t_ns, p.value);
+    }
+    add_i64(r->reply, "count", (int64_t)n);
+    r->bin = pts;
+    r->bin_len = n * TSW_LIVE_POINT;
+}
+
+#define BUCKET_WIRE 56   /* i64 count, i64 step_first, i64 step_last, f64 min, max, first, last */
+
+static void op_buckets(tcl__api *a, api_req *r)
+{
+    int64_t series, from, to, nb = 0;
+    int rc;
+    if (get_series(r, &series) < 0 || get_range(r, 1, &from, &to) < 0)
+        return;
+    if ((rc = get_int(r, "n", &nb)) <= 0 || nb < 1 || nb > API_MAX_BUCKETS) {
+        if (rc >= 0)
+            fail(r, "\"n\" must be an integer from 1 to 100000");
+        return;
+    }
+    tss_bucket *b = calloc((size_t)nb, sizeof *b);
+    uint8_t *out = malloc((size_t)nb * BUCKET_WIRE);
+    if (!b || !out) {
+        fail(r, "out of memory");
+        goto done;
+    }
+    if ((rc = tss_read_buckets(a->st, series, from, to, (size_t)nb, b)) < 0) {
+        store_fail(r, a->st, rc, series);
+        goto done;
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t *p = out + i * BUCKET_WIRE;
+        tsw_put_u64(p, (uint64_t)b[i].count);
+        tsw_put_u64(p + 8, (uint64_t)b[i].step_first);
+        tsw_put_u64(p + 16, (uint64_t)b[i].step_last);
+        tsw_put_u64(p + 24, tsw_double_bits(b[i].min));
+        tsw_put_u64(p + 32, tsw_double_bits(b[i].max));
+        tsw_put_u64(p + 40, tsw_double_bits(b[i].first));
+        tsw_put_u64(p + 48, tsw_double_bits(b[i].last));
+    }
+    add_i64(r->reply, "count", nb);
+    r->bin = out;
+    r->bin_len = (size_t)nb * BUCKET_WIRE;
+    out = NULL;
+done:
+    free(out);
+    free(b);
+}
+
+static const struct {
+    const char *name;
+    void (*fn)(tcl__api *, api_req *);
+} OPS[] = {
+    { "info", op_info }, { "runs", op_runs }, { "series", op_series },
+    { "events", op_events }, { "points", op_points }, { "buckets", op_buckets },
+};
+
+/* Fill r->reply or r->err from the request text. */
+static void dispatch(tcl__api *a, api_req *r, const char *text, size_t len)
+{
+    r->req = cJSON_ParseWithLength(text, len);
+    if (!cJSON_IsObject(r->req)) {
+        fail(r, "the request is not a JSON object");
+        return;
+    }
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(r->req, "op");
+    if (!cJSON_IsString(op)) {
+        fail(r, "the request has no \"op\" string");
+        return;
+    }
+    for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++) {
+        if (strcmp(op->valuestring, OPS[i].name) == 0) {
+            cJSON_AddTrueToObject(r->reply, "ok");
+            OPS[i].fn(a, r);
+            return;
+        }
+    }
+    fail(r, "unknown op '%s' (info, runs, series, events, points, buckets)", op->valuestring);
+}
+
+static void free_bin(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+/* Send [identity][delimiter?][json][binary?]. Replies to a peer that has
+ * gone are dropped by the ROUTER (ROUTER_MANDATORY is off). */
+static void send_reply(tcl__api *a, zmq_msg_t *ident, int delim, api_req *r)
+{
+    cJSON *out = r->reply;
+    cJSON *errobj = NULL;
+    if (r->err[0]) {
+        errobj = cJSON_CreateObject();
+        cJSON_AddFalseToObject(errobj, "ok");
+        cJSON_AddStringToObject(errobj, "error", r->err);
+        out = errobj;
+        free(r->bin);
+        r->bin = NULL;
+    }
+    char *json = cJSON_PrintUnformatted(out);
+    cJSON_Delete(errobj);
+    const char *text = json ? json : "{\"ok\":false,\"error\":\"out of memory\"}";
+    zmq_msg_send(ident, a->router, ZMQ_SNDMORE);
+    if (delim)
+        zmq_send(a->router, "", 0, ZMQ_SNDMORE);
+    zmq_send(a->router, text, strlen(text), r->bin ? ZMQ_SNDMORE : 0);
+    free(json);
+    if (r->bin) {
+        zmq_msg_t m;
+        if (zmq_msg_init_data(&m, r->bin, r->bin_len, free_bin, NULL) == 0) {
+            if (zmq_msg_send(&m, a->router, 0) < 0)
+                zmq_msg_close(&m);
+        } else {
+            free(r->bin);
+        }
+        r->bin = NULL;
+    }
+}
+
+/* Receive one request (identity + frames) and answer it. Returns 0, or -1
+ * when nothing was waiting. */
+static int serve_one(tcl__api *a, zmq_msg_t *ident, zmq_msg_t *f0, zmq_msg_t *f1, zmq_msg_t *extra)
+{
+    int nframes = 0, more;
+    if (zmq_msg_recv(ident, a->router, ZMQ_DONTWAIT) < 0)
+        return -1;
+    more = zmq_msg_more(ident);
+    zmq_msg_t *slots[2] = { f0, f1 };
+    while (more) {
+        zmq_msg_t *m = nframes < 2 ? slots[nframes] : extra;
+        if (zmq_msg_recv(m, a->router, 0) < 0)
+            break;
+        nframes++;
+        more = zmq_msg_more(m);
+    }
+    api_req r = { .reply = cJSON_CreateObject() };
+    int delim = nframes >= 1 && zmq_msg_size(f0) == 0;
+    zmq_msg_t *body = delim ? f1 : f0;
+    if (nframes != 1 + delim)
+        fail(&r, "a request is one JSON frame (after an empty delimiter for REQ)");
+    else if (!r.reply)
+        fail(&r, "out of memory");
+    else
+        dispatch(a, &r, zmq_msg_data(body), zmq_msg_size(body));
+    send_reply(a, ident, delim, &r);
+    cJSON_Delete(r.req);
+    cJSON_Delete(r.reply);
+    return 0;
+}
+
+static void *api_thread(void *arg)
+{
+    tcl__api *a = arg;
+    zmq_msg_t ident, f0, f1, extra;
+    zmq_msg_init(&ident);
+    zmq_msg_init(&f0);
+    zmq_msg_init(&f1);
+    zmq_msg_init(&extra);
+    zmq_pollitem_t item = { .socket = a->router, .events = ZMQ_POLLIN };
+    while (!atomic_load(&a->stop)) {
+        /* The timeout bounds how long tcl__api_stop waits for us. */
+        if (zmq_poll(&item, 1, 100) <= 0)
+            continue;
+        for (int i = 0; i < API_BURST && !atomic_load(&a->stop); i++)
+            if (serve_one(a, &ident, &f0, &f1, &extra) < 0)
+                break;
+    }
+    zmq_msg_close(&ident);
+    zmq_msg_close(&f0);
+    zmq_msg_close(&f1);
+    zmq_msg_close(&extra);
+    return NULL;
+}
+
+int tcl__api_start(void *zctx, const char *ep, const char *store_path, tcl__api **out,
+                   char *err, size_t errlen)
+{
+    int64_t maxmsg = API_MAX_REQUEST;
+    int linger = 0, rc;
+    size_t eplen;
+    tss_open_opts ro = { .writer = 0 };
+    tcl__api *a = calloc(1, sizeof *a);
+    *out = NULL;
+    if (!a || !(a->store_path = strdup(store_path))) {
+        snprintf(err, errlen, "out of memory");
+        rc = -ENOMEM;
+        goto fail;
+    }
+    atomic_init(&a->stop, 0);
+    if ((rc = tss_open(&a->st, store_path, &ro, err, errlen)) < 0)
+        goto fail;
+    a->router = zmq_socket(zctx, ZMQ_ROUTER);
+    if (!a->router) {
+        rc = -zmq_errno();
+        snprintf(err, errlen, "cannot create the api socket: %s", zmq_strerror(-rc));
+        goto fail;
+    }
+    zmq_setsockopt(a->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(a->router, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(a->router, ep) != 0) {
+        rc = -zmq_errno();
+        snprintf(err, errlen, "cannot bind the api endpoint %s: %s", ep, zmq_strerror(-rc));
+        goto fail;
+    }
+    eplen = sizeof a->endpoint;
+    if (zmq_getsockopt(a->router, ZMQ_LAST_ENDPOINT, a->endpoint, &eplen) != 0)
+        snprintf(a->endpoint, sizeof a->endpoint, "%s", ep);
+    /* Thread creation is the memory barrier zmq asks for when a socket
+     * moves to another thread; from here on only api_thread touches it. */
+    if ((rc = -pthread_create(&a->thread, NULL, api_thread, a)) < 0) {
+        snprintf(err, errlen, "cannot start the api thread: %s", strerror(-rc));
+        goto fail;
+    }
+    a->started = 1;
+    *out = a;
+    return 0;
+
+fail:
+    tcl__api_stop(a);
+    return rc;
+}
+
+const char *tcl__api_endpoint(const tcl__api *a) { return a->endpoint; }
+
+void tcl__api_stop(tcl__api *a)
+{
+    if (!a)
+        return;
+    if (a->started) {
+        atomic_store(&a->stop, 1);
+        pthread_join(a->thread, NULL);
+    }
+    if (a->router)
+        zmq_close(a->router);
+    tss_close(a->st);
+    free(a->store_path);
+    free(a);
+}
