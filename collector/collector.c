@@ -48,6 +48,7 @@
 #define LOG_STORE 15            /* commit failures */
 #define LOG_GLOBAL_PER_S 20     /* rejection lines per second, all peers together */
 #define MONITOR_EP_FMT "inproc://tcl-ingest-monitor-%p"
+#define MAX_TRACKED_FD 65536    /* connections above this fd are not told apart in disconnect logs */
 
 /* ---- small utilities ---------------------------------------------------- */
 
@@ -242,6 +243,7 @@ struct tcl_collector {
     stream **dirty;
     size_t ndirty, dirty_cap;
     int64_t commit_due;     /* monotonic ms; 0 while nothing is pending */
+    int64_t reopen_due;     /* monotonic ms: next try to reopen a store that failed */
     uint64_t hello_order, load_order;
 
     zmq_msg_t ident, hdr, payload, extra;   /* reused for every message */
@@ -251,6 +253,9 @@ struct tcl_collector {
     size_t touched_cap;
     char *text;             /* NUL-terminated copies for the store */
     size_t text_cap;
+
+    uint8_t *fd_spoke;      /* by fd: a message arrived on that connection */
+    size_t fd_cap;
 
     tcl_stats stats;
     int64_t status_due, status_t0;
@@ -313,12 +318,12 @@ static void send_to(tcl_collector *c, const uint8_t *ident, size_t ident_len,
     zmq_send(c->ingest, payload, len, ZMQ_DONTWAIT);
 }
 
-static void send_ack(tcl_collector *c, const uint8_t *ident, size_t ident_len, uint64_t stream,
+static void send_ack(tcl_collector *c, const uint8_t *ident, size_t ident_len, uint64_t sid,
                      uint64_t durable, uint64_t next, uint16_t flags)
 {
     uint8_t p[TSW_ACK_SIZE];
     tsw_header h = { .version = TSW_VERSION, .type = TSW_ACK, .flags = flags,
-                     .stream = stream, .seq = durable };
+                     .stream = sid, .seq = durable };
     tsw_ack_encode(p, next);
     send_to(c, ident, ident_len, &h, p, sizeof p);
 }
@@ -346,22 +351,14 @@ static int log_gate(tcl_collector *c, uint32_t peer, int reason, uint32_t *suppr
     return 1;
 }
 
-/* Reject the current message: count it, log one line (rate-limited) and
- * answer ERROR. code is a TSW_E_* value; fmt adds the specifics. */
-static void reject(tcl_collector *c, const msg_ctx *m, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void reject(tcl_collector *c, const msg_ctx *m, int code, const char *fmt, ...)
+/* Count a rejected message, answer ERROR (echoing stream and seq when the
+ * header was readable) and log one line, rate-limited per peer. */
+static void reject_send(tcl_collector *c, const msg_ctx *m, int code, const char *msg)
 {
-    char detail[768], msg[1024], peer[2 * 16 + 1];
-    uint8_t payload[4 + sizeof msg];
+    uint8_t payload[4 + 1024];
+    char peer[2 * 16 + 1], more[48] = "";
     uint32_t suppressed;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
-    snprintf(msg, sizeof msg, "%s%s%s", tsw_strerror(code), detail[0] ? ": " : "", detail);
     c->stats.rejected++;
-
     tsw_header h = { .version = TSW_VERSION, .type = TSW_ERROR };
     if (m->have_h) {
         h.stream = m->h.stream;
@@ -373,7 +370,6 @@ static void reject(tcl_collector *c, const msg_ctx *m, int code, const char *fmt
     if (!log_gate(c, m->peer, code, &suppressed))
         return;
     hex(peer, sizeof peer, m->ident, m->ident_len);
-    char more[48] = "";
     if (suppressed)
         snprintf(more, sizeof more, " (%" PRIu32 " more suppressed)", suppressed);
     if (m->have_h)
@@ -381,6 +377,34 @@ static void reject(tcl_collector *c, const msg_ctx *m, int code, const char *fmt
                  type_name(m->h.type), m->h.stream, m->h.seq, peer, msg, more);
     else
         tcl__log("rejected a message from peer %s: %s%s", peer, msg, more);
+}
+
+/* Reject with the code's sentence (tsw_strerror) followed by specifics. */
+static void reject(tcl_collector *c, const msg_ctx *m, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void reject(tcl_collector *c, const msg_ctx *m, int code, const char *fmt, ...)
+{
+    char detail[768], msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    snprintf(msg, sizeof msg, "%s%s%s", tsw_strerror(code), detail[0] ? ": " : "", detail);
+    reject_send(c, m, code, msg);
+}
+
+/* Reject with a whole sentence of its own, where the code's generic
+ * sentence would mislead (a DEFINE conflict under code 8, a HELLO field). */
+static void reject_as(tcl_collector *c, const msg_ctx *m, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void reject_as(tcl_collector *c, const msg_ctx *m, int code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    reject_send(c, m, code, msg);
 }
 
 /* ---- runs and streams ---------------------------------------------------- */
@@ -444,8 +468,9 @@ static run_rec *run_load(tcl_collector *c, int64_t id)
  * have died without BYE before the job was resumed). */
 static int run_attach(run_rec *r, stream *s)
 {
+    s->run = r;
     if (grow((void **)&r->streams, &r->cap, r->nstreams + 1, sizeof *r->streams) < 0)
-        return -ENOMEM;
+        return -ENOMEM;  /* only the end-of-run bookkeeping misses it */
     for (size_t i = 0; i < r->nstreams; i++) {
         stream *t = r->streams[i];
         if (t->rank != s->rank)
@@ -456,7 +481,6 @@ static int run_attach(run_rec *r, stream *s)
             s->superseded = 1;
     }
     r->streams[r->nstreams++] = s;
-    s->run = r;
     return 0;
 }
 
@@ -577,8 +601,9 @@ static stream *stream_get(tcl_collector *c, uint64_t id)
     s->ended = info.ended;
     if (info.ended)
         snprintf(s->status, sizeof s->status, "finished");
+    run_attach(r, s);
     bind_ctx b = { .c = c, .s = s, .series = series, .n = nseries };
-    if (tss_stream_bindings(c->st, id, bind_one, &b) < 0 || b.rc < 0 || run_attach(r, s) < 0)
+    if (tss_stream_bindings(c->st, id, bind_one, &b) < 0 || b.rc < 0)
         tcl__log("stream %016" PRIx64 ": could not reload its metric ids: %s", id, tss_errmsg(c->st));
     tss_free_series(series, nseries);
     return s;
@@ -637,32 +662,45 @@ typedef struct hello {
     const cJSON *config;
 } hello;
 
-/* Validate a parsed HELLO. Returns 0 or a TSW_E code with why[] filled. */
+/* Fill why[] and return code: the one-line failure of hello_check. */
+static int hello_bad(char *why, size_t cap, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int hello_bad(char *why, size_t cap, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, cap, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* Validate a parsed HELLO (PROTOCOL.md "HELLO"). Returns 0, or a TSW_E code
+ * with why[] saying which field is wrong. */
 static int hello_check(const cJSON *j, hello *hl, char *why, size_t cap)
 {
+    if (!cJSON_IsObject(j))
+        return hello_bad(why, cap, TSW_E_JSON, "not a JSON object");
     const cJSON *run = cJSON_GetObjectItemCaseSensitive(j, "run");
     const cJSON *project = cJSON_GetObjectItemCaseSensitive(j, "project");
     hl->rank = 0;
     hl->world_size = 1;
-    if (!cJSON_IsObject(j))
-        return snprintf(why, cap, "not a JSON object"), TSW_E_JSON;
     if (!cJSON_IsString(run) || !run->valuestring[0])
-        return snprintf(why, cap, "\"run\" must be a non-empty string"), TSW_E_JSON;
+        return hello_bad(why, cap, TSW_E_JSON, "\"run\" must be a non-empty string");
     if (strlen(run->valuestring) > TSW_MAX_NAME)
-        return snprintf(why, cap, "run name over %d bytes", TSW_MAX_NAME), TSW_E_LENGTH;
+        return hello_bad(why, cap, TSW_E_LENGTH, "run name over %d bytes", TSW_MAX_NAME);
     if (project && !cJSON_IsNull(project) && !cJSON_IsString(project))
-        return snprintf(why, cap, "\"project\" must be a string"), TSW_E_JSON;
+        return hello_bad(why, cap, TSW_E_JSON, "\"project\" must be a string");
     if (cJSON_IsString(project) && strlen(project->valuestring) > TSW_MAX_NAME)
-        return snprintf(why, cap, "project name over %d bytes", TSW_MAX_NAME), TSW_E_LENGTH;
+        return hello_bad(why, cap, TSW_E_LENGTH, "project name over %d bytes", TSW_MAX_NAME);
     if (json_int(j, "rank", 0, 2147483647.0, &hl->rank) < 0)
-        return snprintf(why, cap, "\"rank\" must be an integer, 0 <= rank < 2^31"), TSW_E_JSON;
+        return hello_bad(why, cap, TSW_E_JSON, "\"rank\" must be an integer, 0 <= rank < 2^31");
     if (json_int(j, "world_size", 1, 2147483647.0, &hl->world_size) < 0)
-        return snprintf(why, cap, "\"world_size\" must be an integer >= 1"), TSW_E_JSON;
+        return hello_bad(why, cap, TSW_E_JSON, "\"world_size\" must be an integer >= 1");
     hl->config = cJSON_GetObjectItemCaseSensitive(j, "config");
     if (hl->config && cJSON_IsNull(hl->config))
         hl->config = NULL;
     if (hl->config && !cJSON_IsObject(hl->config))
-        return snprintf(why, cap, "\"config\" must be an object"), TSW_E_JSON;
+        return hello_bad(why, cap, TSW_E_JSON, "\"config\" must be an object");
     hl->run = run->valuestring;
     hl->project = cJSON_IsString(project) && project->valuestring[0] ? project->valuestring : NULL;
     return 0;
@@ -687,16 +725,16 @@ static void on_hello(tcl_collector *c, const msg_ctx *m, const uint8_t *p, size_
         return;
     }
     if (json_has_nul((const char *)p, len)) {
-        reject(c, m, TSW_E_JSON, "a string contains \\u0000");
+        reject_as(c, m, TSW_E_JSON, "bad HELLO: a string contains \\u0000");
         return;
     }
     j = cJSON_ParseWithLength((const char *)p, len);
     if (!j) {
-        reject(c, m, TSW_E_JSON, "not valid JSON");
+        reject_as(c, m, TSW_E_JSON, "bad HELLO: not valid JSON");
         return;
     }
     if ((code = hello_check(j, &hl, why, sizeof why)) != 0) {
-        reject(c, m, code, "%s", why);
+        reject_as(c, m, code, "bad HELLO: %s", why);
         goto done;
     }
     if (hl.config && !(config = cJSON_PrintUnformatted(hl.config))) {
@@ -713,10 +751,11 @@ static void on_hello(tcl_collector *c, const msg_ctx *m, const uint8_t *p, size_
     if (!r)
         r = run_add(c, run_id, hl.project, hl.run);
     stream *s = r ? stream_new(c, m->h.stream, hl.rank, (1ull << 62) + ++c->hello_order) : NULL;
-    if (!s || run_attach(r, s) < 0) {
+    if (!s) {
         reject(c, m, TSW_E_STORE, "out of memory");
         goto done;
     }
+    run_attach(r, s);
     s->next = 2;
     s->fd = m->fd;
     memcpy(s->ident, m->ident, m->ident_len);
@@ -746,7 +785,8 @@ static int on_define(tcl_collector *c, const msg_ctx *m, stream *s, const uint8_
     while ((rc = tsw_define_next(p, len, &off, &id, &name, &nlen)) == 1) {
         metric_slot *old = map_get(&s->metrics, id);
         if (old && (old->name_len != nlen || memcmp(old->name, name, nlen) != 0)) {
-            reject(c, m, TSW_E_METRIC, "metric id %" PRIu32 " is already defined as '%s'", id, old->name);
+            reject_as(c, m, TSW_E_METRIC, "DEFINE: metric id %" PRIu32 " is already defined as '%s'",
+                      id, old->name);
             return TSW_E_METRIC;
         }
     }
@@ -760,7 +800,7 @@ static int on_define(tcl_collector *c, const msg_ctx *m, stream *s, const uint8_
         if (old && old->name_len == nlen && memcmp(old->name, name, nlen) == 0)
             continue;
         if (old) {
-            reject(c, m, TSW_E_METRIC, "metric id %" PRIu32 " defined twice in one DEFINE", id);
+            reject_as(c, m, TSW_E_METRIC, "DEFINE: metric id %" PRIu32 " defined twice with different names", id);
             return TSW_E_METRIC;
         }
         const char *cname = text_copy(c, name, nlen);
@@ -1045,6 +1085,9 @@ static int ingest_one(tcl_collector *c)
         return 0;
     }
     m.fd = zmq_msg_get(&c->hdr, ZMQ_SRCFD);
+    if (m.fd >= 0 && m.fd < MAX_TRACKED_FD &&
+        grow((void **)&c->fd_spoke, &c->fd_cap, (size_t)m.fd + 1, 1) == 0)
+        c->fd_spoke[m.fd] = 1;
     int rc = tsw_header_decode(zmq_msg_data(&c->hdr), zmq_msg_size(&c->hdr), &m.h);
     if (rc == -TSW_E_VERSION) {
         reject(c, &m, TSW_E_VERSION, "got version %u, this collector speaks version %d",
@@ -1070,6 +1113,47 @@ static int ingest_one(tcl_collector *c)
 
 /* ---- commit, ACK, monitor, status ---------------------------------------- */
 
+static int store_open(tcl_collector *c, char *err, size_t errlen)
+{
+    tss_open_opts so = { .writer = 1, .time_unit_ns = c->o.time_unit_ns, .sync_full = c->o.sync_full };
+    return tss_open(&c->st, c->store_path, &so, err, errlen);
+}
+
+/* While the store is away (a commit failed), try to get it back once a
+ * second; ingest waits meanwhile, so publishers keep their messages. */
+static void store_retry(tcl_collector *c)
+{
+    char err[512];
+    int64_t now = tcl__now_ms();
+    if (now < c->reopen_due)
+        return;
+    if (store_open(c, err, sizeof err) == 0) {
+        tcl__log("store reopened; publishers resend what was not acknowledged");
+        return;
+    }
+    uint32_t suppressed;
+    if (log_gate(c, 0, LOG_STORE, &suppressed))
+        tcl__log("cannot reopen the store, retrying every second: %s", err);
+    c->reopen_due = now + 1000;
+}
+
+/* A failed commit may have been rolled back by SQLite, and the store then
+ * refuses further writes. Start over as after a crash: close the store,
+ * forget every stream (each is reloaded from what is on disk when it next
+ * speaks) and let the publishers resend what was never ACKed. */
+static void store_restart(tcl_collector *c)
+{
+    tss_close(c->st);
+    c->st = NULL;
+    c->ndirty = 0;
+    c->commit_due = 0;
+    map_free(&c->streams, stream_free);
+    map_free(&c->runs, run_free);
+    map_free(&c->series, free);
+    c->reopen_due = 0;
+    store_retry(c);
+}
+
 /* Persist every advanced stream's seq with the data it covers, commit, and
  * only then ACK: an ACK promises the data is on disk. */
 static int commit(tcl_collector *c)
@@ -1082,8 +1166,8 @@ static int commit(tcl_collector *c)
     if (rc < 0) {
         uint32_t suppressed;
         if (log_gate(c, 0, LOG_STORE, &suppressed))
-            tcl__log("commit failed, nothing ACKed, retrying: %s", tss_errmsg(c->st));
-        c->commit_due = tcl__now_ms() + c->o.commit_ms;
+            tcl__log("commit failed, nothing ACKed; reopening the store: %s", tss_errmsg(c->st));
+        store_restart(c);
         return rc;
     }
     for (size_t i = 0; i < c->ndirty; i++) {
@@ -1098,38 +1182,45 @@ static int commit(tcl_collector *c)
     return 0;
 }
 
-/* A connection the transport closed. libzmq does not say why, so: quiet when
- * every stream that spoke on it said BYE (a publisher that finished), else
- * logged and counted - that is a message over ZMQ_MAXMSGSIZE, a peer that is
- * not ZMTP, or a publisher that went away without BYE. */
+/* A connection the transport closed. libzmq does not say why, so the
+ * collector tells the cases apart by what the connection carried:
+ *  - nothing at all: the transport refused its first message (over
+ *    ZMQ_MAXMSGSIZE) or the peer does not speak ZMTP - counted as rejected;
+ *  - a stream that had not said BYE: the publisher died, or its message was
+ *    over the limit - logged, not counted (a crash is not bad input);
+ *  - otherwise a peer that finished (or was already rejected and logged
+ *    for what it sent) - quiet. */
 static void on_disconnect(tcl_collector *c, int fd, const char *addr)
 {
-    int streams = 0, open = 0;
-    uint64_t sid = 0;
+    int spoke = fd >= 0 && (size_t)fd < c->fd_cap && c->fd_spoke[fd];
+    uint64_t open = 0;
     uint32_t suppressed;
+    char more[48] = "";
+    if (spoke)
+        c->fd_spoke[fd] = 0;  /* the fd number will be reused */
     for (size_t i = 0; i < c->streams.cap; i++) {
         stream *s = c->streams.vals[i];
         if (!s || s->fd != fd)
             continue;
         s->fd = -1;
-        streams++;
-        if (!s->ended) {
-            open++;
-            sid = s->id;
-        }
+        if (!s->ended)
+            open = s->id;
     }
-    if (streams && !open)
+    if (spoke && !open)
         return;
-    c->stats.rejected++;
+    if (!spoke)
+        c->stats.rejected++;
     if (!log_gate(c, (uint32_t)fd, LOG_TRANSPORT, &suppressed))
         return;
-    char more[48] = "", who[64] = "";
     if (suppressed)
         snprintf(more, sizeof more, " (%" PRIu32 " more suppressed)", suppressed);
-    if (open)
-        snprintf(who, sizeof who, ", stream %016" PRIx64 " had not said BYE", sid);
-    tcl__log("connection closed by transport (message over 32 MiB limit or not ZMTP): %s%s%s",
-             addr, who, more);
+    if (!spoke)
+        tcl__log("connection closed by transport (message over 32 MiB limit or not ZMTP) on %s%s",
+                 addr, more);
+    else
+        tcl__log("connection of stream %016" PRIx64 " closed before BYE on %s: the publisher "
+                 "went away, or the transport dropped a message over the 32 MiB limit%s",
+                 open, addr, more);
 }
 
 static void drain_monitor(tcl_collector *c)
@@ -1254,7 +1345,6 @@ fail:;
 
 int tcl_open(tcl_collector **out, const tcl_options *o, char *err, size_t errlen)
 {
-    tss_open_opts so = { .writer = 1, .time_unit_ns = o->time_unit_ns, .sync_full = o->sync_full };
     int rc;
     tcl_collector *c = calloc(1, sizeof *c);
     *out = NULL;
@@ -1273,7 +1363,7 @@ int tcl_open(tcl_collector **out, const tcl_options *o, char *err, size_t errlen
     zmq_msg_init(&c->extra);
     /* The store first: a second collector on the same store must fail with
      * the store's clear -EBUSY before it binds (and steals) any endpoint. */
-    if ((rc = tss_open(&c->st, c->store_path, &so, err, errlen)) < 0)
+    if ((rc = store_open(c, err, errlen)) < 0)
         goto fail;
     if (!(c->zctx = zmq_ctx_new())) {
         rc = -ENOMEM;
@@ -1313,21 +1403,28 @@ int tcl_poll(tcl_collector *c, int timeout_ms)
         timeout_ms = c->commit_due > now ? (int)(c->commit_due - now) : 0;
     if (c->status_due && c->status_due - now < timeout_ms)
         timeout_ms = c->status_due > now ? (int)(c->status_due - now) : 0;
+    if (!c->st) {
+        store_retry(c);
+        if (!c->st && timeout_ms > 100)
+            timeout_ms = 100;
+    }
+    /* Without a store, ingest is left queued (publishers keep resending
+     * nothing new until ACKs resume); only the monitor is served. */
     zmq_pollitem_t items[2] = {
-        { .socket = c->ingest, .events = ZMQ_POLLIN },
         { .socket = c->monitor, .events = ZMQ_POLLIN },
+        { .socket = c->ingest, .events = c->st ? ZMQ_POLLIN : 0 },
     };
     if (zmq_poll(items, 2, timeout_ms) < 0)
         ret = zmq_errno() == EINTR ? -EINTR : 0;
-    if (items[0].revents & ZMQ_POLLIN) {
+    if (items[1].revents & ZMQ_POLLIN) {
         /* A bounded burst, cut short when a commit is due, so ACK latency
          * stays near commit_ms even under a flood. */
         for (int i = 0; i < INGEST_BURST; i++) {
-            if (ingest_one(c) < 0 || (c->commit_due && tcl__now_ms() >= c->commit_due))
+            if (!c->st || ingest_one(c) < 0 || (c->commit_due && tcl__now_ms() >= c->commit_due))
                 break;
         }
     }
-    if (items[1].revents & ZMQ_POLLIN)
+    if (items[0].revents & ZMQ_POLLIN)
         drain_monitor(c);
     now = tcl__now_ms();
     if (c->commit_due && now >= c->commit_due)
@@ -1388,6 +1485,7 @@ int tcl_close(tcl_collector *c)
     free(c->slots);
     free(c->touched);
     free(c->text);
+    free(c->fd_spoke);
     free(c->store_path);
     free(c);
     return rc;
