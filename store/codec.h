@@ -7,7 +7,7 @@
  * points as they arrive and can take a snapshot of the bytes at any moment
  * (the open chunk is rewritten on every commit), then keep appending.
  *
- * Format: see docs/store.md "Chunk codec". A blob starts with a one-byte codec
+ * Format: see docs/codec.md. A blob starts with a one-byte codec
  * version and the point count, so a truncated or corrupt blob is detected by
  * the decoder and reported, never trusted.
  *
@@ -22,16 +22,30 @@
 #define TSC_VERSION 1
 #define TSC_MAX_POINTS 4096  /* a chunk holds at most this many points */
 
+/* The adaptive model the encoder and the decoder both run, point by point, so
+ * the decoder learns the same coding parameters without side information.
+ * Private: see codec.c and docs/codec.md. Steps, times and values are kept as
+ * uint64 so that every delta wraps instead of overflowing. */
+#define TSC__ORDERS 5     /* value predictors: extrapolation of order 0..4 */
+
+typedef struct tsc__model {
+    uint64_t step, step_delta;  /* last step and last step delta */
+    uint64_t time, time_delta;  /* same for time */
+    uint64_t diff[TSC__ORDERS]; /* value bits: last one, then its backward differences */
+    uint32_t score[TSC__ORDERS];/* decayed residual bit lengths of each predictor order */
+    uint32_t mean[3];           /* decayed bit-length sums of the step, time and value codes */
+    uint8_t tz_lo, tz_cur, tz_n;/* trailing-zero floor of value residuals: last and current block */
+    uint8_t step_zeros;         /* consecutive exact steps (saturating): steps implicit from 16 */
+    uint8_t run;                /* the last point was predicted exactly (run mode) */
+} tsc__model;
+
 typedef struct tsc_enc {
-    uint8_t *buf;            /* owned; grows by doubling */
+    uint8_t *buf;            /* owned; grows by doubling; zero past the last byte in use */
     size_t cap;              /* bytes allocated */
     /* encoder state: private, see codec.c */
-    size_t bitpos;
-    uint32_t count;
-    int64_t prev_step, prev_step_delta;
-    int64_t prev_time, prev_time_delta;
-    uint64_t prev_bits;
-    uint64_t state[6];
+    size_t bitpos;           /* bits written after the header */
+    uint32_t count;          /* points appended */
+    tsc__model m;
 } tsc_enc;
 
 /* Start an empty encoder; does not allocate until the first append. */
@@ -53,5 +67,10 @@ int64_t tsc_blob_count(const uint8_t *blob, size_t len);
 /* Decode a whole blob into arrays of at least tsc_blob_count() entries (any
  * array may be NULL when not wanted). Returns the count or -EINVAL. */
 int64_t tsc_decode(const uint8_t *blob, size_t len, int64_t *steps, int64_t *times, double *values);
+/* For tools (bench_codec): decode a blob only to tell where its bits went:
+ * bits[0], [1], [2] = the step, time and value codes of every point but the
+ * first, bits[3] = the rest (header, first point, run-mode flags, padding).
+ * Returns the count or -EINVAL. */
+int64_t tsc_blob_bits(const uint8_t *blob, size_t len, uint64_t bits[4]);
 
 #endif
