@@ -7,6 +7,10 @@
  * collector's own query API) may open the file at any time, also while it is
  * being written. The schema is documented in docs/store.md.
  *
+ * A handle is used by one thread at a time. Reads on a reader handle see
+ * what was committed (one WAL snapshot per call); reads on the writer handle
+ * also see what it appended and did not commit yet.
+ *
  * Writes are buffered in memory and in one open transaction; tss_commit()
  * makes everything appended so far durable (every series' open chunk is
  * written, stream sequence numbers with it, in the same transaction), which is
@@ -18,9 +22,11 @@
  * at a step <= s. Readers return only the newest timeline unless asked
  * (TSS_ALL_TIMELINES).
  *
- * Time: stored as integers in units of time_unit_ns (default 1 ms, fixed when
- * the store is created); readers return nanoseconds (the stored value times
- * the unit).
+ * Time: the times of points are stored as integers in units of time_unit_ns
+ * (default 1 ms, fixed when the store is created), rounded down (floor, also
+ * for negative times); readers return nanoseconds (the stored value times the
+ * unit, saturating at the int64 limits). The times of runs, streams, events
+ * and gaps are stored in nanoseconds as given.
  *
  * Errors: 0 or a negative errno-style code; tss_errmsg() holds a sentence for
  * the last error of that store handle. Returned arrays are owned by the caller
@@ -40,12 +46,20 @@ typedef struct tss_open_opts {
     int sync_full;          /* writer: 1 = PRAGMA synchronous=FULL (survives power loss) */
 } tss_open_opts;
 
-/* Open or (writer only) create a store. On failure *out is NULL and err holds
- * a sentence naming the file and the cause: -EBUSY another collector writes
- * it, -ENOENT missing (readers), -EINVAL not a trainscope store or corrupt,
- * -EIO anything else. */
+/* Open or (writer only) create a store. opts NULL means a reader. A writer
+ * turns a missing file, an empty file, or a SQLite database without tables
+ * into a new store (an empty file is what a collector that died before its
+ * first commit leaves). A reader never creates anything; when the directory
+ * is read-only and no writer is active it reads the file as an immutable
+ * snapshot. On failure *out is NULL and err (may be NULL) holds a sentence
+ * naming the file and the cause: -EBUSY another collector writes it (also
+ * one in this process), -ENOENT missing (readers) or missing directory,
+ * -EINVAL not a trainscope store (not SQLite, another program's database,
+ * an empty file for a reader, another format version) or corrupt, -EACCES
+ * no permission, -EIO anything else. */
 int tss_open(tss_store **out, const char *path, const tss_open_opts *opts, char *err, size_t errlen);
-/* Writer: commits what is pending first. NULL-safe. */
+/* Writer: commits what is pending first, and returns that commit's error
+ * (the handle is closed either way). NULL-safe. */
 int tss_close(tss_store *st);
 const char *tss_errmsg(const tss_store *st);
 int64_t tss_time_unit_ns(const tss_store *st);
@@ -53,10 +67,12 @@ int64_t tss_time_unit_ns(const tss_store *st);
 /* ---- writer ---------------------------------------------------------- */
 
 /* Find or create the run (project may be NULL or ""); marks it running and
- * keeps config_json (a JSON text or NULL) of the newest HELLO. */
+ * keeps config_json (a JSON text) of the newest HELLO; NULL keeps the one
+ * stored. Writer calls return -EPERM on a reader handle. */
 int tss_run_open(tss_store *st, const char *project, const char *name, const char *config_json,
                  int world_size, int64_t t_ns, int64_t *run_id);
-/* status: "running", "finished", "failed", or what the publisher said. */
+/* status: "running", "finished", "failed", or what the publisher said. Any
+ * status but "running" sets the run's end time to t_ns. -ENOENT: no run. */
 int tss_run_set_status(tss_store *st, int64_t run_id, const char *status, int64_t t_ns);
 
 typedef struct tss_stream_info {
@@ -65,12 +81,15 @@ typedef struct tss_stream_info {
     uint64_t last_seq;      /* highest seq whose effects are committed */
     int ended;              /* BYE received */
 } tss_stream_info;
-/* Record a new stream (from its HELLO). */
+/* Record a new stream (from its HELLO). Recording it again updates its run,
+ * rank and HELLO and keeps its last_seq. */
 int tss_stream_open(tss_store *st, uint64_t stream, int64_t run_id, int rank,
                     const char *hello_json, int64_t t_ns);
-/* 0 and *info filled, or -ENOENT. */
+/* 0 and *info filled, or -ENOENT. Any handle; on the writer handle last_seq
+ * includes tss_stream_set_seq calls not committed yet. */
 int tss_stream_find(tss_store *st, uint64_t stream, tss_stream_info *info);
-/* Remember that seq is applied; written with the next commit. */
+/* Remember that seq is applied; written with the next commit. -ENOENT for a
+ * stream never recorded. */
 int tss_stream_set_seq(tss_store *st, uint64_t stream, uint64_t seq);
 int tss_stream_end(tss_store *st, uint64_t stream, int64_t t_ns);
 
@@ -83,7 +102,11 @@ int tss_stream_bindings(tss_store *st, uint64_t stream, tss_bind_fn fn, void *ct
 
 /* The ingest hot path: appends to the series' open chunk in memory (no SQL
  * unless the chunk fills up). Returns 1 when the point started a new timeline
- * (its step is below the series' last step), 0 otherwise, negative on error. */
+ * (its step is below the series' last step, also the last step stored before
+ * this handle was opened), 0 otherwise, negative on error: -ENOENT no such
+ * series, -EPERM reader handle, or a failed chunk write. On an error the point
+ * was not taken. After a write error that made SQLite roll back the open
+ * transaction every writer call fails: close and reopen the store. */
 int tss_append(tss_store *st, int64_t series_id, int64_t step, int64_t t_ns, double value);
 
 int tss_event_add(tss_store *st, int64_t run_id, int rank, int64_t step, int64_t t_ns,
@@ -91,7 +114,8 @@ int tss_event_add(tss_store *st, int64_t run_id, int rank, int64_t step, int64_t
 int tss_gap_add(tss_store *st, int64_t run_id, int rank, uint64_t count,
                 int64_t step_first, int64_t step_last, int64_t t_first, int64_t t_last);
 
-/* Make everything above durable (one SQLite transaction). */
+/* Make everything above durable (one SQLite transaction): the open chunks,
+ * the stream sequence numbers, the runs' updated_ns. 0 when nothing was pending. */
 int tss_commit(tss_store *st);
 
 /* ---- readers (any handle) --------------------------------------------- */
@@ -103,7 +127,9 @@ typedef struct tss_run {
     char *status;
     char *config;           /* JSON text or NULL */
     int world_size;
-    int64_t created_ns, updated_ns, ended_ns;  /* ended_ns 0 while running */
+    int64_t created_ns;     /* first HELLO */
+    int64_t updated_ns;     /* newest HELLO, status change or point time committed */
+    int64_t ended_ns;       /* 0 while running */
     int64_t points;         /* stored points, all series and timelines */
     int64_t series;
     int64_t dropped;        /* samples publishers reported as dropped */
@@ -112,7 +138,9 @@ typedef struct tss_run {
 /* Newest first. */
 int tss_list_runs(tss_store *st, tss_run **runs, size_t *n);
 void tss_free_runs(tss_run *runs, size_t n);
-/* Find by name, or "project/name" when a project is set. -ENOENT when none. */
+/* Find by name, or "project/name" when a project is set. -ENOENT when none,
+ * -EEXIST when a bare name is a run in several projects (the message lists
+ * them). A run name may itself contain '/'. */
 int tss_find_run(tss_store *st, const char *name, int64_t *run_id);
 
 typedef struct tss_series {
@@ -120,12 +148,13 @@ typedef struct tss_series {
     int rank;
     char *name;
     int64_t count;          /* points, all timelines */
-    int64_t step_first, step_last;
-    int64_t t_first_ns, t_last_ns;
+    int64_t step_first, step_last;  /* lowest and highest; 0 without points */
+    int64_t t_first_ns, t_last_ns;  /* earliest and latest chunk times */
     double vmin, vmax;      /* over non-NaN values; NaN when there are none */
     int64_t n_nan, n_inf;
-    int generations;
+    int generations;        /* timelines; 0 without points */
 } tss_series;
+/* Ordered by rank, then name. */
 int tss_list_series(tss_store *st, int64_t run_id, tss_series **series, size_t *n);
 void tss_free_series(tss_series *series, size_t n);
 
@@ -136,15 +165,22 @@ typedef struct tss_point {
     int generation;
 } tss_point;
 #define TSS_ALL_TIMELINES 1
-/* Points with step_from <= step <= step_to, ordered by step (then
- * generation, then arrival). */
+/* Points with step_from <= step <= step_to (none when step_from > step_to),
+ * ordered by step (then generation, then arrival). A chunk whose blob does
+ * not decode, or disagrees with its row, fails the read with -EINVAL and a
+ * message naming the series and the chunk id. */
 int tss_read_points(tss_store *st, int64_t series_id, int64_t step_from, int64_t step_to,
                     int flags, tss_point **pts, size_t *n);
 
-/* M4 reduction: [step_from, step_to] cut into nbuckets of equal step width;
- * each bucket has the count, min, max (non-NaN), first and last (by step)
- * of the newest timeline's points in it. Chunks wholly inside one bucket are
- * summarised from their stored summary without decoding. */
+/* M4 reduction: [step_from, step_to] cut into nbuckets of equal step width
+ * (step s is in bucket floor((s - step_from) * nbuckets / (step_to -
+ * step_from + 1))); each bucket has the count, min, max (non-NaN; of equal
+ * values the earliest, so -0.0 stays -0.0), first and last (by step, then
+ * arrival) of the newest timeline's points in it. An empty bucket has count
+ * 0, steps 0 and NaN values. Chunks wholly visible and inside one bucket are
+ * summarised from their stored summary without decoding; the result is
+ * bit-for-bit that of reducing tss_read_points. out holds nbuckets. -EINVAL
+ * when nbuckets is 0, step_from > step_to, or a chunk is corrupt. */
 typedef struct tss_bucket {
     int64_t count;
     int64_t step_first, step_last;
@@ -160,6 +196,8 @@ typedef struct tss_event {
     int64_t step, t_ns;
     char *kind, *text;
 } tss_event;
+/* Ordered by time, then arrival. The collector records a "resume" event
+ * where a series started a new timeline (tss_run.resumes counts them). */
 int tss_list_events(tss_store *st, int64_t run_id, tss_event **events, size_t *n);
 void tss_free_events(tss_event *events, size_t n);
 
@@ -168,6 +206,7 @@ typedef struct tss_gap {
     int rank;
     int64_t count, step_first, step_last, t_first_ns, t_last_ns;
 } tss_gap;
+/* Ordered by t_first_ns, then arrival. */
 int tss_list_gaps(tss_store *st, int64_t run_id, tss_gap **gaps, size_t *n);
 void tss_free_gaps(tss_gap *gaps);
 
