@@ -902,11 +902,16 @@ static int on_batch(tcl_collector *c, const msg_ctx *m, stream *s, const uint8_t
     int ntouched = batch_resolve(c, m, s, p, n);
     if (ntouched < 0)
         return -ntouched;
-    uint8_t *live = live_layout(c, s, (size_t)ntouched);
+    uint8_t *live = tcl__live_wanted(c->live, s->run->topic, s->run->topic_len)
+                    ? live_layout(c, s, (size_t)ntouched) : NULL;
+    /* The hot loop: fields are read and written with wire.h's inline
+     * accessors rather than the out-of-line sample and LIVE codecs. */
     for (uint32_t i = 0; i < n; i++) {
-        tsw_sample x;
+        const uint8_t *q = p + TSW_BATCH_HEAD + (size_t)i * TSW_SAMPLE_SIZE;
         metric_slot *slot = c->slots[i];
-        tsw_sample_decode(p + TSW_BATCH_HEAD + (size_t)i * TSW_SAMPLE_SIZE, &x);
+        uint64_t vbits = tsw_get_u64(q + 20);
+        tsw_sample x = { .step = (int64_t)tsw_get_u64(q + 4), .time_ns = (int64_t)tsw_get_u64(q + 12) };
+        memcpy(&x.value, &vbits, sizeof x.value);
         rc = tss_append(c->st, slot->series->id, x.step, x.time_ns, x.value);
         if (rc < 0) {
             err = TSW_E_STORE;
@@ -918,7 +923,10 @@ static int on_batch(tcl_collector *c, const msg_ctx *m, stream *s, const uint8_t
         slot->series->last_step = x.step;
         slot->series->have_last = 1;
         if (live) {
-            tsw_live_point_encode(live + slot->live_next, x.step, x.time_ns, x.value);
+            uint8_t *o = live + slot->live_next;
+            tsw_put_u64(o, (uint64_t)x.step);
+            tsw_put_u64(o + 8, (uint64_t)x.time_ns);
+            tsw_put_u64(o + 16, vbits);
             slot->live_next += TSW_LIVE_POINT;
         }
     }
@@ -1410,11 +1418,12 @@ int tcl_poll(tcl_collector *c, int timeout_ms)
     }
     /* Without a store, ingest is left queued (publishers keep resending
      * nothing new until ACKs resume); only the monitor is served. */
-    zmq_pollitem_t items[2] = {
+    zmq_pollitem_t items[3] = {
         { .socket = c->monitor, .events = ZMQ_POLLIN },
         { .socket = c->ingest, .events = c->st ? ZMQ_POLLIN : 0 },
+        { .socket = tcl__live_socket(c->live), .events = ZMQ_POLLIN },
     };
-    if (zmq_poll(items, 2, timeout_ms) < 0)
+    if (zmq_poll(items, 3, timeout_ms) < 0)
         ret = zmq_errno() == EINTR ? -EINTR : 0;
     if (items[1].revents & ZMQ_POLLIN) {
         /* A bounded burst, cut short when a commit is due, so ACK latency
@@ -1426,6 +1435,8 @@ int tcl_poll(tcl_collector *c, int timeout_ms)
     }
     if (items[0].revents & ZMQ_POLLIN)
         drain_monitor(c);
+    if (items[2].revents & ZMQ_POLLIN)
+        tcl__live_readable(c->live);
     now = tcl__now_ms();
     if (c->commit_due && now >= c->commit_due)
         commit(c);

@@ -21,7 +21,7 @@ void tcl__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int64_t tcl__now_ms(void);
 int64_t tcl__wall_ns(void);
 
-/* ---- live.c: LIVE fan-out on a PUB socket ---------------------------- */
+/* ---- live.c: LIVE fan-out on an XPUB socket --------------------------- */
 
 typedef struct tcl__live tcl__live;
 
@@ -30,6 +30,12 @@ int tcl__live_open(void *zctx, const char *ep, tcl__live **out, char *err, size_
 void tcl__live_close(tcl__live *l);
 const char *tcl__live_endpoint(const tcl__live *l);
 
+/* The XPUB socket, to poll: when readable, call tcl__live_readable to take
+ * in (un)subscriptions. */
+void *tcl__live_socket(tcl__live *l);
+void tcl__live_readable(tcl__live *l);
+/* 1 when a subscriber's prefix matches this run topic. */
+int tcl__live_wanted(const tcl__live *l, const char *topic, size_t len);
 /* Bytes of one LIVE payload for a metric name of mlen bytes and n points. */
 size_t tcl__live_size(size_t mlen, uint32_t n);
 /* Make the reusable payload buffer at least `bytes` long and return it (NULL
