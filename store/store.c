@@ -350,7 +350,7 @@ static const char tss_schema[] =
     "  n_nan INTEGER NOT NULL,\n"
     "  n_inf INTEGER NOT NULL,\n"
     "  data BLOB NOT NULL);           -- codec blob, docs/codec.md\n"
-    "CREATE INDEX chunks_by_series ON chunks(series_id, gen, step_first, step_last);\n"
+    "CREATE INDEX chunks_by_series ON chunks(series_id, gen, step_first, step_last, n);\n"
     "CREATE TABLE events(\n"
     "  id INTEGER PRIMARY KEY,\n"
     "  run_id INTEGER NOT NULL REFERENCES runs(id),\n"
@@ -1165,8 +1165,11 @@ static int tss_ser_load(tss_store *st, int64_t sid)
         return tss__fail(st, -EPERM, "%s is open read-only", st->path);
     if (st->broken)
         return tss_broken(st);
-    if (sid <= 0 || sid > TSS_MAX_SERIES_ID)
+    if (sid <= 0)
         return tss__fail(st, -ENOENT, "%s: no series %" PRId64, st->path, sid);
+    if (sid > TSS_MAX_SERIES_ID)
+        return tss__fail(st, -ERANGE, "%s: series id %" PRId64 " is above the %d this writer handles",
+                         st->path, sid, TSS_MAX_SERIES_ID);
     if ((size_t)sid < st->nser && st->ser[sid].loaded)
         return 0;
     rc = tss__stmt(st, TSS_Q_SERIES_RUN, &q);
