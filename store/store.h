@@ -104,7 +104,8 @@ int tss_stream_bindings(tss_store *st, uint64_t stream, tss_bind_fn fn, void *ct
  * unless the chunk fills up). Returns 1 when the point started a new timeline
  * (its step is below the series' last step, also the last step stored before
  * this handle was opened), 0 otherwise, negative on error: -ENOENT no such
- * series, -EPERM reader handle, or a failed chunk write. On an error the point
+ * series, -ERANGE a series id above 2^24 (the writer's state is an array
+ * indexed by id), -EPERM reader handle, or a failed chunk write. On an error the point
  * was not taken. After a write error that made SQLite roll back the open
  * transaction every writer call fails: close and reopen the store. */
 int tss_append(tss_store *st, int64_t series_id, int64_t step, int64_t t_ns, double value);
