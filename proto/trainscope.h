@@ -33,6 +33,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The library is built with hidden visibility; only TS_API names are
+ * exported from the shared object. */
+#if defined(TS_BUILDING_LIB) && defined(__GNUC__)
+#define TS_API __attribute__((visibility("default")))
+#else
+#define TS_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -71,39 +79,67 @@ typedef struct ts_stats {
     uint64_t sent;       /* samples sent at least once */
     uint64_t acked;      /* samples the collector has made durable */
     uint64_t resent;     /* messages sent again after a timeout or gap */
-    int connected;       /* 1 once the collector has acknowledged anything recently */
+    int connected;       /* 1 after an ACK; 0 again after 1 s of unacknowledged sends */
 } ts_stats;
 
-ts_options ts_options_default(void);
+/* Defaults: endpoint NULL (TRAINSCOPE_ENDPOINT, else the default above),
+ * rank 0, world_size 1, ring 1 << 20 samples, 64 MiB unacked, 20 ms.
+ * In options passed to ts_open, ring_samples, max_unacked_bytes and
+ * batch_interval_ms of 0 also mean "default". */
+TS_API ts_options ts_options_default(void);
 
 /* Start a run: validates options, starts the I/O thread, returns at once
- * (connecting happens in the background; the collector may start later). */
-int ts_open(ts_run **out, const ts_options *opts);
+ * (connecting happens in the background; the collector may start later).
+ * TS_EINVAL: run empty, over 512 bytes or not UTF-8; project over 512 bytes
+ * or not UTF-8; rank < 0, world_size < 1 or rank >= world_size; config_json
+ * not UTF-8 or not of the form "{...}"; ring_samples over 2^30;
+ * batch_interval_ms over 10000; HELLO over 1 MiB.
+ * TS_EZMQ: ZeroMQ refused the endpoint (bad syntax, unknown transport).
+ * The ring holds ring_samples rounded up to a power of two; its memory is
+ * allocated and touched here, so log calls never page-fault on it. Up to 64
+ * slots of it (1/16 of a small ring) are kept for events: samples are
+ * dropped a little before events are. */
+TS_API int ts_open(ts_run **out, const ts_options *opts);
 
-/* Register a metric name, returns its id (>= 0). Same name, same id. */
-int ts_metric(ts_run *run, const char *name);
+/* Register a metric name, returns its id (>= 0). Same name, same id; ids are
+ * 0, 1, 2 ... in registration order. TS_EINVAL: empty, over 512 bytes or not
+ * UTF-8; TS_ETOOMANY past id 1048575. The DEFINE is sent by the I/O thread
+ * before the first sample that uses the id. */
+TS_API int ts_metric(ts_run *run, const char *name);
 
-/* Log one scalar. The time is taken now (CLOCK_REALTIME). */
-int ts_log_id(ts_run *run, int id, int64_t step, double value);
-int ts_log(ts_run *run, const char *name, int64_t step, double value);
+/* Log one scalar. The time is taken now (CLOCK_REALTIME). Returns 0,
+ * TS_EDROPPED (ring full: dropped and counted), TS_EINVAL (id not returned
+ * by ts_metric) or TS_ECLOSED (ts_close has started). */
+TS_API int ts_log_id(ts_run *run, int id, int64_t step, double value);
+/* By name: registers the name on first use (see ts_metric). */
+TS_API int ts_log(ts_run *run, const char *name, int64_t step, double value);
 /* Same with an explicit Unix time in nanoseconds (importers, replays). */
-int ts_log_at(ts_run *run, int id, int64_t step, int64_t time_ns, double value);
+TS_API int ts_log_at(ts_run *run, int id, int64_t step, int64_t time_ns, double value);
 
-/* Record an event (kind: short word such as "note", "checkpoint"; text: any
- * UTF-8). Events are rare; this call may allocate. */
-int ts_event(ts_run *run, int64_t step, const char *kind, const char *text);
+/* Record an event (kind: 1 to 64 bytes of UTF-8 such as "note",
+ * "checkpoint"; text: up to 64 KiB of UTF-8, NULL for none). Events are
+ * rare; this call allocates. TS_EDROPPED if even the ring's reserve for
+ * events is full. */
+TS_API int ts_event(ts_run *run, int64_t step, const char *kind, const char *text);
 
 /* Wait until everything logged before the call is durable in the store, or
- * timeout_ms passes (TS_ETIMEDOUT). timeout_ms < 0 waits forever. */
-int ts_flush(ts_run *run, int timeout_ms);
+ * timeout_ms passes (TS_ETIMEDOUT). timeout_ms < 0 waits forever. Also
+ * waits for the collector to have stored the run (its HELLO). */
+TS_API int ts_flush(ts_run *run, int timeout_ms);
 
-/* Flush (up to timeout_ms), send BYE with status ("finished" when NULL),
- * stop the thread and free. Returns the flush result. NULL-safe. */
-int ts_close_status(ts_run *run, int timeout_ms, const char *status);
-int ts_close(ts_run *run, int timeout_ms);
+/* Refuse further log calls (TS_ECLOSED), send everything and then BYE with
+ * status (1 to 64 bytes of UTF-8; NULL or "" for "finished"), wait up to
+ * timeout_ms (< 0: forever) for the collector to acknowledge the BYE, stop
+ * the thread and free. Returns 0 if everything logged was acknowledged,
+ * TS_ETIMEDOUT if not (the BYE's own acknowledgement is not required for
+ * 0), TS_EINVAL if status was invalid (the BYE then carries no status).
+ * Always frees the run. NULL-safe. */
+TS_API int ts_close_status(ts_run *run, int timeout_ms, const char *status);
+TS_API int ts_close(ts_run *run, int timeout_ms);
 
-void ts_get_stats(ts_run *run, ts_stats *out);
-const char *ts_strerror(int err);
+/* Counters, read without locking. */
+TS_API void ts_get_stats(ts_run *run, ts_stats *out);
+TS_API const char *ts_strerror(int err);
 
 #ifdef __cplusplus
 }
