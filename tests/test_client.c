@@ -114,6 +114,9 @@ static void router_close(router *r)
 {
     zmq_close(r->sock);
     zmq_ctx_term(r->ctx);
+    /* libzmq does not always remove the socket file of an ipc endpoint. */
+    if (strncmp(r->endpoint, "ipc://", 6) == 0)
+        unlink(r->endpoint + 6);
 }
 
 static void msg_free(msg *m)
