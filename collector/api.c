@@ -18,6 +18,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -32,9 +33,6 @@
 #define API_MAX_POINTS 50000000
 #define API_MAX_BUCKETS 100000
 #define API_BURST 64             /* requests served before the stop flag is checked again */
-/* Steps given to store range reads are clamped to +-2^62 so that a width
- * (to - from) always fits in an int64. */
-#define API_STEP_LIMIT ((int64_t)1 << 62)
 
 struct tcl__api {
     void *router;
@@ -85,7 +83,8 @@ static void fail(api_req *r, const char *fmt, ...)
 }
 
 /* An optional integer field; 1 when present and valid, 0 when absent, -1 on
- * error (r->err set). Values past +-2^62 are clamped (see API_STEP_LIMIT). */
+ * error (r->err set). JSON numbers are doubles: values past the int64 range
+ * are clamped to it. */
 static int get_int(api_req *r, const char *key, int64_t *out)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(r->req, key);
@@ -96,10 +95,10 @@ static int get_int(api_req *r, const char *key, int64_t *out)
         fail(r, "\"%s\" must be an integer", key);
         return -1;
     }
-    if (d >= (double)API_STEP_LIMIT)
-        *out = API_STEP_LIMIT;
-    else if (d <= -(double)API_STEP_LIMIT)
-        *out = -API_STEP_LIMIT;
+    if (d >= 9223372036854775808.0)
+        *out = INT64_MAX;
+    else if (d <= -9223372036854775808.0)
+        *out = INT64_MIN;
     else
         *out = (int64_t)d;
     return 1;
@@ -136,8 +135,8 @@ static int get_run(api_req *r, tss_store *st, int64_t *run_id)
 static int get_range(api_req *r, int required, int64_t *from, int64_t *to)
 {
     int hf, ht;
-    *from = -API_STEP_LIMIT;
-    *to = API_STEP_LIMIT;
+    *from = INT64_MIN;
+    *to = INT64_MAX;
     if ((hf = get_int(r, "from", from)) < 0 || (ht = get_int(r, "to", to)) < 0)
         return -1;
     if (required && (!hf || !ht)) {
@@ -496,8 +495,15 @@ int tcl__api_start(void *zctx, const char *ep, const char *store_path, tcl__api 
     if (zmq_getsockopt(a->router, ZMQ_LAST_ENDPOINT, a->endpoint, &eplen) != 0)
         snprintf(a->endpoint, sizeof a->endpoint, "%s", ep);
     /* Thread creation is the memory barrier zmq asks for when a socket
-     * moves to another thread; from here on only api_thread touches it. */
-    if ((rc = -pthread_create(&a->thread, NULL, api_thread, a)) < 0) {
+     * moves to another thread; from here on only api_thread touches it.
+     * The thread blocks every signal, so SIGINT/SIGTERM reach the ingest
+     * thread and interrupt its zmq_poll at once. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    rc = -pthread_create(&a->thread, NULL, api_thread, a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc < 0) {
         snprintf(err, errlen, "cannot start the api thread: %s", strerror(-rc));
         goto fail;
     }

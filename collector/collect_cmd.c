@@ -9,6 +9,7 @@
 #include "collector.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,6 +152,25 @@ bad:
     return 0;
 }
 
+/* The run's totals, with rejections by reason (PROTOCOL.md's ERROR codes). */
+static void print_totals(const tcl_stats *st)
+{
+    char by[512] = "";
+    size_t n = 0;
+    for (int code = 0; code < 16 && n < sizeof by; code++) {
+        if (!st->rejected_by[code])
+            continue;
+        n += (size_t)snprintf(by + n, sizeof by - n, "%s%s %" PRIu64, n ? ", " : " (",
+                              code ? tsw_strerror(code) : "dropped by the transport",
+                              st->rejected_by[code]);
+    }
+    if (n && n < sizeof by - 1)
+        strcat(by, ")");
+    tcl__log("total %" PRIu64 " points in %" PRIu64 " messages, %" PRIu64 " duplicates, %" PRIu64
+             " gaps, %" PRIu64 " rejected%s", st->points, st->messages, st->dups, st->gaps,
+             st->rejected, by);
+}
+
 static void install_signals(void)
 {
     struct sigaction sa;
@@ -202,7 +222,11 @@ int tcl_collect_main(int argc, char **argv)
                  tcl_endpoint(c, "live"));
     }
     tcl_run(c, &stop_flag);
+    tcl_stats st;
+    tcl_get_stats(c, &st);
     int rc = tcl_close(c);
+    if (!o.quiet)
+        print_totals(&st);
     if (rc < 0) {
         fprintf(stderr, "trainscope collect: the final commit failed (%s); "
                 "publishers will resend what was not acknowledged\n", strerror(-rc));

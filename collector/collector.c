@@ -359,6 +359,7 @@ static void reject_send(tcl_collector *c, const msg_ctx *m, int code, const char
     char peer[2 * 16 + 1], more[48] = "";
     uint32_t suppressed;
     c->stats.rejected++;
+    c->stats.rejected_by[code & 15]++;
     tsw_header h = { .version = TSW_VERSION, .type = TSW_ERROR };
     if (m->have_h) {
         h.stream = m->h.stream;
@@ -1216,8 +1217,10 @@ static void on_disconnect(tcl_collector *c, int fd, const char *addr)
     }
     if (spoke && !open)
         return;
-    if (!spoke)
+    if (!spoke) {
         c->stats.rejected++;
+        c->stats.rejected_by[0]++;
+    }
     if (!log_gate(c, (uint32_t)fd, LOG_TRANSPORT, &suppressed))
         return;
     if (suppressed)

@@ -50,6 +50,7 @@ typedef struct tcl_stats {
     uint64_t dups;            /* duplicates discarded (q < next expected) */
     uint64_t gaps;            /* messages discarded because an earlier seq was missing */
     uint64_t rejected;        /* ERROR replies + connections the transport dropped */
+    uint64_t rejected_by[16]; /* by reason: [TSW_E_* code], [0] = dropped by the transport */
     uint64_t drops;           /* samples publishers reported dropped (DROPS) */
     uint64_t commits;         /* successful store commits */
     uint64_t runs_active;     /* runs with at least one stream that has not said BYE */

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import struct
 import subprocess
@@ -23,7 +24,7 @@ import time
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tslib import Collector, check, finish  # noqa: E402
+from tslib import FAILURES, Collector, check, finish  # noqa: E402
 
 BIN = sys.argv[1]
 CTX = zmq.Context.instance()
@@ -35,6 +36,16 @@ GAP = 1
 HDR = struct.Struct("<IBBHQQ")
 SAMPLE = struct.Struct("<IqqQ")      # metric id, step, time ns, value bits
 T0 = 1_700_000_000_000_000_000       # ns; multiples of 1 ms survive the store's ms unit
+
+
+TEMP_DIRS = []
+
+
+def make_collector(**kw):
+    """A tslib.Collector whose temp dir is removed when every check passed."""
+    c = Collector(BIN, **kw)
+    TEMP_DIRS.append(c.tmp)
+    return c
 
 
 def hdr(typ, stream, seq, version=1, magic=MAGIC, flags=0):
@@ -632,7 +643,7 @@ def test_second_collector(col):
     time.sleep(0.3)
     before = store_digest(col.store)
     runs_before = q(col, {"op": "runs"})[0]["runs"]
-    second = Collector(BIN, store=col.store)
+    second = make_collector(store=col.store)
     p = subprocess.run(second.args(), capture_output=True, timeout=30)
     err = p.stderr.decode(errors="replace")
     check(p.returncode == 1, f"a second collector on the same store exits 1 (got {p.returncode})")
@@ -649,7 +660,15 @@ def test_cli_errors(col):
     check(p.returncode == 2 and b"usage" in p.stderr, "missing value: usage on stderr, exit 2")
     p = subprocess.run([BIN, "collect", "--sync", "sometimes"], capture_output=True, timeout=10)
     check(p.returncode == 2, "bad --sync value: exit 2")
-    other = Collector(BIN)
+    bogus = make_collector()
+    with open(bogus.store, "wb") as f:
+        f.write(b"this is not a trainscope store, nor SQLite\n" * 200)
+    digest = store_digest(bogus.store)
+    p = subprocess.run(bogus.args(), capture_output=True, timeout=30)
+    err = p.stderr.decode(errors="replace")
+    check(p.returncode == 1 and bogus.store in err and store_digest(bogus.store) == digest,
+          f"a file that is not a store: exit 1, the store's message, file untouched: {err.strip()}")
+    other = make_collector()
     other.ingest = col.ingest
     p = subprocess.run(other.args(), capture_output=True, timeout=30)
     err = p.stderr.decode(errors="replace")
@@ -657,7 +676,7 @@ def test_cli_errors(col):
 
 
 def test_sigterm():
-    col = Collector(BIN, extra=["--commit-ms", "10000", "--quiet"]).start()
+    col = make_collector(extra=["--commit-ms", "10000", "--quiet"]).start()
     p = Pub(col, "term")
     p.define([(0, "loss")])
     p.series_batch(0, range(1000))
@@ -674,11 +693,24 @@ def test_sigterm():
     p.close()
 
 
+def test_time_unit():
+    col = make_collector(extra=["--quiet", "--time-unit", "ns"]).start()
+    r, _ = q(col, {"op": "info"})
+    check(r.get("time_unit_ns") == 1, "--time-unit ns: a new store keeps nanoseconds")
+    p = Pub(col, "ns")
+    p.define([(0, "loss")])
+    p.batch([(0, s, T0 + s * 1_000_000 + 123_457, bits(s + 0.25)) for s in range(10)])
+    check(p.sync(), "ns run ACKed")
+    intact(col, "ns", p, "--time-unit ns")
+    check(col.stop() == 0, "ns collector exits 0")
+    p.close()
+
+
 def test_kill9():
     # Commits every second, and the last batches before the kill go out in a
     # burst: applied but uncommitted messages are lost by the collector and
     # must come back from the publisher's kept messages.
-    col = Collector(BIN, extra=["--quiet", "--commit-ms", "1000"]).start()
+    col = make_collector(extra=["--quiet", "--commit-ms", "1000"]).start()
     p = Pub(col, "crash")
     p.define([(0, "loss"), (1, "acc")])
     total, unacked_at_kill = 300, None
@@ -716,7 +748,7 @@ def measure_rate(nbatch=160, per=65536, metrics=16):
     batch (an ACK means committed). Batches are patched copies of one
     template (steps of batch b are b * 2^16 + j), so Python is not the
     bottleneck."""
-    col = Collector(BIN, extra=["--quiet"]).start()
+    col = make_collector(extra=["--quiet"]).start()
     p = Pub(col, "rate")
     p.define([(m, f"m{m}") for m in range(metrics)])
     p.sync()
@@ -743,7 +775,7 @@ def measure_rate(nbatch=160, per=65536, metrics=16):
 
 def main():
     random.seed(1)
-    col = Collector(BIN, extra=["--status-interval", "1"]).start()
+    col = make_collector(extra=["--status-interval", "1"]).start()
     try:
         test_acks(col)
         test_hostile(col)
@@ -760,8 +792,12 @@ def main():
         if col.proc:
             col.proc.kill()
     test_sigterm()
+    test_time_unit()
     test_kill9()
     measure_rate()
+    if not FAILURES:
+        for d in TEMP_DIRS:
+            shutil.rmtree(d, ignore_errors=True)
     finish()
 
 
