@@ -129,7 +129,7 @@ static void subscription(tcl__live *l, const uint8_t *m, size_t n)
 
 void tcl__live_readable(tcl__live *l)
 {
-    uint8_t m[512];
+    uint8_t m[1 + 2 * TSW_MAX_NAME + 2];  /* flag + the longest topic, project/name */
     int n;
     while ((n = zmq_recv(l->pub, m, sizeof m, ZMQ_DONTWAIT)) >= 0) {
         /* A prefix longer than the buffer arrives truncated: keep it as

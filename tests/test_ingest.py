@@ -16,6 +16,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -399,6 +400,19 @@ def test_hostile(col):
             expect=lambda logged: logged)
     check(col.output().count("connection closed by transport") == 1,
           "only the 100 MB sender is logged as dropped by the transport, not the peers that left")
+
+    def not_zmtp():
+        time.sleep(1.1)  # past the log limiter's one line per second
+        before = col.output().count("connection closed by transport")
+        host, port = col.ingest[len("tcp://"):].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as sk:
+            sk.sendall(b"GET / HTTP/1.0\r\n\r\n" + b"\xff" * 64)
+            time.sleep(0.5)
+        deadline = time.time() + 5
+        while time.time() < deadline and col.output().count("connection closed by transport") == before:
+            time.sleep(0.1)
+        return col.output().count("connection closed by transport") > before
+    hostile(col, good, "an HTTP request (not ZMTP)", not_zmtp, expect=lambda logged: logged)
 
     flood(col, good)
     evil.close()
