@@ -338,7 +338,7 @@ int tcli_export_main(int argc, char **argv)
     int all = 0, c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'm': glob = optarg; break;
         case 'a': all = 1; break;
