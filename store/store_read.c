@@ -207,7 +207,7 @@ int tss_find_run(tss_store *st, const char *name, int64_t *run_id)
 
 /* ---- series ------------------------------------------------------------ */
 
-static int tss_series_row(tss_store *st, sqlite3_stmt *s, tss_series *r)
+static int tss_series_of_row(tss_store *st, sqlite3_stmt *s, tss_series *r)
 {
     memset(r, 0, sizeof *r);
     r->id = sqlite3_column_int64(s, 0);
@@ -246,7 +246,7 @@ int tss_list_series(tss_store *st, int64_t run_id, tss_series **series, size_t *
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if ((rc = tss_reserve(st, (void **)&out, &cap, cnt + 1, sizeof *out)) < 0)
             break;
-        rc = tss_series_row(st, s, &out[cnt]);
+        rc = tss_series_of_row(st, s, &out[cnt]);
         cnt++;
         if (rc < 0)
             break;
@@ -316,7 +316,7 @@ typedef struct tss_chunk {
 
 typedef int (*tss_chunk_fn)(tss_store *st, int64_t sid, const tss_chunk *c, void *ctx);
 
-static void tss_chunk_row(sqlite3_stmt *s, tss_chunk *c)
+static void tss_chunk_of_row(sqlite3_stmt *s, tss_chunk *c)
 {
     c->id = sqlite3_column_int64(s, 0);
     c->gen = sqlite3_column_int(s, 1);
@@ -350,7 +350,7 @@ static int tss_scan(tss_store *st, int64_t sid, int64_t from, int64_t to, int al
     sqlite3_bind_int64(s, 2, from);
     sqlite3_bind_int64(s, 3, to);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        tss_chunk_row(s, &c);
+        tss_chunk_of_row(s, &c);
         while (gi < ngens && st->gens[gi].gen < c.gen)
             gi++;
         c.has_cut = gi < ngens && st->gens[gi].gen == c.gen && st->gens[gi].has_cut;
