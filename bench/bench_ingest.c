@@ -7,6 +7,8 @@
  * each logging N points over M metrics as fast as it can, and measures the
  * time from the first log call to the moment the last publisher's ts_close()
  * returns, i.e. until the collector has acknowledged every point as durable.
+ * Every publisher opens its run handle (which allocates its ring) and names
+ * its metrics before the clock starts; then all start at once.
  * The collector is started separately (bench/run does it), so its cost is
  * what is measured. Prints one line: publishers, points, seconds, points/s.
  *
@@ -125,8 +127,10 @@ static void watch_report(const watch *w, double secs, double cpu, long total)
                cpu, total, cpu * 1e9 / (double)total, (double)total / cpu / 1e6);
 }
 
-static int publish(const char *endpoint, int rank, int world, long points, int metrics)
+static int publish(const char *endpoint, int rank, int world, long points, int metrics, int ready,
+                   int go)
 {
+    char byte = 1;
     ts_options o = ts_options_default();
     char run[64];
     snprintf(run, sizeof run, "bench-ingest-%d", (int)getppid());
@@ -145,6 +149,9 @@ static int publish(const char *endpoint, int rank, int world, long points, int m
         snprintf(name, sizeof name, "bench/m%d", m);
         ids[m] = ts_metric(r, name);
     }
+    /* Ready; then wait until the parent closes the go pipe. */
+    if (write(ready, &byte, 1) != 1 || read(go, &byte, 1) != 0)
+        return 1;
     long steps = points / metrics;
     float loss = 3.0f;
     for (long s = 0; s < steps; s++) {
@@ -182,16 +189,30 @@ int main(int argc, char **argv)
     pthread_t wth;
     double cpu0 = watch_pid ? cpu_s(watch_pid) : -1;
     w.pid = watch_pid;
-    double t0 = now_s();
+    int ready[2], go[2];
+    if (pipe(ready) < 0 || pipe(go) < 0) {
+        perror("pipe");
+        return 1;
+    }
     for (int p = 0; p < publishers; p++) {
         pid_t pid = fork();
-        if (pid == 0)
-            _exit(publish(endpoint, p, publishers, points / publishers, metrics));
+        if (pid == 0) {
+            close(go[1]);
+            _exit(publish(endpoint, p, publishers, points / publishers, metrics, ready[1], go[0]));
+        }
         if (pid < 0) {
             perror("fork");
             return 1;
         }
     }
+    close(go[0]);
+    close(ready[1]);
+    char byte;
+    for (int p = 0; p < publishers; p++)
+        if (read(ready[0], &byte, 1) != 1)
+            break; /* a publisher died: its status says so below */
+    double t0 = now_s();
+    close(go[1]);
     /* After the forks: a child must not inherit a lock the sampler holds. */
     if (watch_pid && pthread_create(&wth, NULL, watcher, &w) != 0)
         watch_pid = 0;
