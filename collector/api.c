@@ -246,6 +246,7 @@ static void op_events(tcl__api *a, api_req *r)
     for (size_t i = 0; i < n; i++) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddItemToArray(arr, o);
+        add_i64(o, "id", ev[i].id);
         add_i64(o, "step", ev[i].step);
         add_i64(o, "t_ns", ev[i].t_ns);
         add_i64(o, "rank", ev[i].rank);
@@ -253,6 +254,32 @@ static void op_events(tcl__api *a, api_req *r)
         cJSON_AddStringToObject(o, "text", ev[i].text ? ev[i].text : "");
     }
     tss_free_events(ev, n);
+}
+
+/* Samples publishers reported dropped (DROPS), so viewers break lines. */
+static void op_gaps(tcl__api *a, api_req *r)
+{
+    int64_t run_id;
+    tss_gap *g = NULL;
+    size_t n = 0;
+    if (get_run(r, a->st, &run_id) < 0)
+        return;
+    if (tss_list_gaps(a->st, run_id, &g, &n) < 0) {
+        fail(r, "store error: %s", tss_errmsg(a->st));
+        return;
+    }
+    cJSON *arr = cJSON_AddArrayToObject(r->reply, "gaps");
+    for (size_t i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(arr, o);
+        add_i64(o, "rank", g[i].rank);
+        add_i64(o, "count", g[i].count);
+        add_i64(o, "step_first", g[i].step_first);
+        add_i64(o, "step_last", g[i].step_last);
+        add_i64(o, "t_first_ns", g[i].t_first_ns);
+        add_i64(o, "t_last_ns", g[i].t_last_ns);
+    }
+    tss_free_gaps(g);
 }
 
 static void op_points(tcl__api *a, api_req *r)
@@ -340,7 +367,8 @@ static const struct {
     void (*fn)(tcl__api *, api_req *);
 } OPS[] = {
     { "info", op_info }, { "runs", op_runs }, { "series", op_series },
-    { "events", op_events }, { "points", op_points }, { "buckets", op_buckets },
+    { "events", op_events }, { "gaps", op_gaps }, { "points", op_points },
+    { "buckets", op_buckets },
 };
 
 /* Fill r->reply or r->err from the request text. */
@@ -363,7 +391,7 @@ static void dispatch(tcl__api *a, api_req *r, const char *text, size_t len)
             return;
         }
     }
-    fail(r, "unknown op '%s' (info, runs, series, events, points, buckets)", op->valuestring);
+    fail(r, "unknown op '%s' (info, runs, series, events, gaps, points, buckets)", op->valuestring);
 }
 
 static void free_bin(void *data, void *hint)
@@ -470,7 +498,13 @@ int tcl__api_start(void *zctx, const char *ep, const char *store_path, tcl__api 
     tss_open_opts ro = { .writer = 0 };
     tcl__api *a = calloc(1, sizeof *a);
     *out = NULL;
-    if (!a || !(a->store_path = strdup(store_path))) {
+    /* `info` names the store by its absolute path, so that a viewer in
+     * another directory can open it for reading. */
+    if (a)
+        a->store_path = realpath(store_path, NULL);
+    if (a && !a->store_path)
+        a->store_path = strdup(store_path);
+    if (!a || !a->store_path) {
         snprintf(err, errlen, "out of memory");
         rc = -ENOMEM;
         goto fail;
