@@ -352,6 +352,60 @@ int ts_log(ts_run *run, const char *name, int64_t step, double value)
     return id < 0 ? id : log_sample(run, id, step, realtime_ns(), value);
 }
 
+/* n samples of one step: ids and values are read with memcpy, so the same
+ * code serves typed arrays (ts_log_many) and unaligned packed buffers
+ * (ts_log_packed); for aligned data the copies compile to plain loads. */
+static int log_many(ts_run *run, int64_t step, size_t n, const unsigned char *ids,
+                    const unsigned char *values)
+{
+    uint32_t count = ts__names_count(&run->names);
+    for (size_t i = 0; i < n; i++) {
+        int32_t id;
+        memcpy(&id, ids + 4 * i, 4);
+        if (id < 0 || (uint32_t)id >= count)
+            return TS_EINVAL;
+    }
+    /* One clock read for the whole call: the metrics of one dict are one
+     * observation, and a binding's per-call overhead is what we are saving. */
+    int64_t t_ns = realtime_ns();
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        ts__slot s = {.kind = TS__SLOT_SAMPLE, .step = step, .t_ns = t_ns};
+        int32_t id;
+        memcpy(&id, ids + 4 * i, 4);
+        memcpy(&s.value, values + 8 * i, 8);
+        s.id = (uint32_t)id;
+        int r = ts__ring_push(&run->ring, &s, false);
+        if (r == TS_ECLOSED)
+            return r;
+        if (r < 0)
+            rc = r;
+    }
+    return rc;
+}
+
+int ts_log_many(ts_run *run, int64_t step, size_t n, const int *ids, const double *values)
+{
+    _Static_assert(sizeof(int) == 4, "ids are read as int32");
+    if (!run || (n && (!ids || !values)))
+        return TS_EINVAL;
+    return log_many(run, step, n, (const unsigned char *)ids, (const unsigned char *)values);
+}
+
+int ts_log_packed(ts_run *run, const void *ids, const void *rec)
+{
+    if (!run || !ids || !rec)
+        return TS_EINVAL;
+    int32_t n;
+    int64_t step;
+    memcpy(&n, ids, 4);
+    memcpy(&step, rec, 8);
+    if (n < 0)
+        return TS_EINVAL;
+    return log_many(run, step, (size_t)n, (const unsigned char *)ids + 4,
+                    (const unsigned char *)rec + 8);
+}
+
 int ts_event(ts_run *run, int64_t step, const char *kind, const char *text)
 {
     if (!text)

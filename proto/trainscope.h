@@ -116,6 +116,19 @@ TS_API int ts_log(ts_run *run, const char *name, int64_t step, double value);
 /* Same with an explicit Unix time in nanoseconds (importers, replays). */
 TS_API int ts_log_at(ts_run *run, int id, int64_t step, int64_t time_ns, double value);
 
+/* Log n scalars of one step under one time stamp: what a binding calls once
+ * per dict of metrics (Python's run.log) instead of once per metric. Every
+ * ids[i] is checked first; if one was not returned by ts_metric, nothing is
+ * logged (TS_EINVAL). Returns 0, TS_EDROPPED if some samples were dropped
+ * (the others were logged) or TS_ECLOSED. n == 0 logs nothing and returns 0. */
+TS_API int ts_log_many(ts_run *run, int64_t step, size_t n, const int *ids, const double *values);
+/* ts_log_many for foreign-function bindings, whose per-argument conversion
+ * costs more than the call: two buffers in native byte order, no alignment
+ * required. ids: int32 n, then n int32 metric ids (fixed for a given set of
+ * names, so a binding builds it once); rec: int64 step, then n doubles.
+ * Same checks and results as ts_log_many; n < 0 is TS_EINVAL. */
+TS_API int ts_log_packed(ts_run *run, const void *ids, const void *rec);
+
 /* Record an event (kind: 1 to 64 bytes of UTF-8 such as "note",
  * "checkpoint"; text: up to 64 KiB of UTF-8, NULL for none). Events are
  * rare; this call allocates. TS_EDROPPED if even the ring's reserve for
