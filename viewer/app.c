@@ -1,0 +1,634 @@
+/* app.c - the SDL side of the viewer (app.h): window, streaming texture,
+ * event loop, replay clock, screenshot and benchmark.
+ *
+ * A frame is drawn by view.c into an ARGB8888 SDL_Surface (the canvas), then
+ * uploaded to a streaming texture and presented. Only when the view says it
+ * is dirty (input, new data, a window event) is a frame drawn; tvm_poll runs
+ * once per loop iteration, which waits at most one 60 Hz frame for input.
+ */
+#include "app.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <SDL.h>
+#include <SDL_image.h>
+
+#include "model.h"
+#include "plot.h"
+#include "raster.h"
+#include "text.h"
+#include "view.h"
+
+#define FONT_PT 13
+
+static const char *const help_lines[] = {
+    "Keys and mouse",
+    "",
+    "wheel             zoom x around the cursor      =  /  -     zoom in / out",
+    "drag              pan                           Left/Right  pan",
+    "right-drag or shift-drag   box zoom (x, and y of that panel)",
+    "double-click or r reset zoom and y scales",
+    "l                 log y                         o           y autoscale ignores outliers",
+    "x                 x: step / wall time / time since start",
+    ", and .           less / more smoothing (debiased EMA, raw line faint behind)",
+    "/                 metric filter (regex; Enter applies, empty clears)",
+    "1 .. 9            show / hide run N (or click its legend entry); 0 shows all",
+    "f                 follow live (x range follows new data)",
+    "p                 pause / resume updates from the source",
+    "t                 show superseded timelines of resumed runs",
+    "space             replay: play / pause     [ and ]  seek -/+ 10%    Home  restart",
+    "PageUp / PageDown replay faster / slower",
+    "h, ? or F1        this help                     q or Esc    quit",
+};
+#define NHELP (sizeof help_lines / sizeof help_lines[0])
+
+typedef struct app {
+    const tva_options *o;
+    tvm_source *src;
+    tvt_font *font;
+    tvv_view *view;
+    SDL_Window *win;
+    SDL_Renderer *ren;
+    SDL_Texture *tex;
+    SDL_Surface *surf;
+    tvr_canvas cv;
+    double scale;
+    int paused;
+    /* replay */
+    int64_t rp_first, rp_last;      /* wall time span of the runs */
+    double rp_pos;                  /* ns into the span */
+    double rp_speed;
+    int rp_playing;
+    uint64_t rp_tick;               /* SDL_GetTicks64 of the last advance */
+    /* input */
+    int dragging, boxing, drag_x, box_x0, box_y0;
+    int prompting;
+    char prompt[256];
+    char last_err[512];
+} app;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* (Re)create the canvas surface and the streaming texture at w x h pixels. */
+static int make_canvas(app *a, int w, int h)
+{
+    if (a->surf && a->surf->w == w && a->surf->h == h)
+        return 0;
+    SDL_FreeSurface(a->surf);
+    if (a->tex)
+        SDL_DestroyTexture(a->tex);
+    a->tex = NULL;
+    a->surf = SDL_CreateRGBSurfaceWithFormat(0, w, h, 32, SDL_PIXELFORMAT_ARGB8888);
+    if (!a->surf)
+        return -ENOMEM;
+    if (a->ren) {
+        a->tex = SDL_CreateTexture(a->ren, SDL_PIXELFORMAT_ARGB8888, SDL_TEXTUREACCESS_STREAMING, w, h);
+        if (!a->tex)
+            return -EIO;
+    }
+    tvr_canvas_init(&a->cv, a->surf->pixels, w, h, a->surf->pitch / 4);
+    if (a->view)
+        tvv_set_dirty(a->view);
+    return 0;
+}
+
+static void present(app *a)
+{
+    if (!a->ren || !a->tex)
+        return;
+    SDL_UpdateTexture(a->tex, NULL, a->surf->pixels, a->surf->pitch);
+    SDL_RenderClear(a->ren);
+    SDL_RenderCopy(a->ren, a->tex, NULL, NULL);
+    SDL_RenderPresent(a->ren);
+}
+
+/* Window size in points -> drawable pixels: the HiDPI scale. */
+static void update_scale(app *a, int *pw, int *ph)
+{
+    int ww, wh;
+    SDL_GetWindowSize(a->win, &ww, &wh);
+    if (SDL_GetRendererOutputSize(a->ren, pw, ph) != 0 || *pw <= 0) {
+        *pw = ww;
+        *ph = wh;
+    }
+    a->scale = ww > 0 ? (double)*pw / ww : 1;
+    if (a->scale < 1)
+        a->scale = 1;
+    tvt_set_size(a->font, (int)lround(FONT_PT * a->scale));
+}
+
+static int open_window(app *a, int hidden)
+{
+    if (SDL_Init(SDL_INIT_VIDEO) != 0) {
+        fprintf(stderr, "trainscope-viewer: cannot open a display: %s (set DISPLAY, run under xvfb-run, "
+                "or set SDL_VIDEODRIVER=offscreen)\n", SDL_GetError());
+        return -EIO;
+    }
+    Uint32 flags = SDL_WINDOW_RESIZABLE | SDL_WINDOW_ALLOW_HIGHDPI | (hidden ? SDL_WINDOW_HIDDEN : 0);
+    a->win = SDL_CreateWindow("trainscope", SDL_WINDOWPOS_UNDEFINED, SDL_WINDOWPOS_UNDEFINED,
+                              a->o->width, a->o->height, flags);
+    if (!a->win) {
+        fprintf(stderr, "trainscope-viewer: cannot create a window: %s\n", SDL_GetError());
+        return -EIO;
+    }
+    a->ren = SDL_CreateRenderer(a->win, -1, 0);
+    if (!a->ren)
+        a->ren = SDL_CreateRenderer(a->win, -1, SDL_RENDERER_SOFTWARE);
+    if (!a->ren) {
+        fprintf(stderr, "trainscope-viewer: cannot create a renderer: %s\n", SDL_GetError());
+        return -EIO;
+    }
+    return 0;
+}
+
+/* The source's connection state as a sentence; TVM_FAILED is an error. */
+static enum tvm_state source_state(app *a, const char **msg)
+{
+    *msg = NULL;
+    enum tvm_state st = tvm_state(a->src, msg);
+    return st;
+}
+
+/* Headless: wait until the source is usable (a collector answered) or
+ * failed, at most connect_timeout_s. Returns 0 or -1 with a message. */
+static int wait_source(app *a, char *err, size_t errlen)
+{
+    double deadline = now_s() + a->o->connect_timeout_s;
+    for (;;) {
+        int m = tvm_poll(a->src);
+        if (m < 0) {
+            snprintf(err, errlen, "%s", tvm_errmsg(a->src));
+            return -1;
+        }
+        const char *msg;
+        enum tvm_state st = source_state(a, &msg);
+        if (st == TVM_READY)
+            return 0;
+        if (st == TVM_FAILED) {
+            snprintf(err, errlen, "%s", msg && *msg ? msg : tvm_errmsg(a->src));
+            return -1;
+        }
+        if (now_s() > deadline) {
+            snprintf(err, errlen, "%s: no answer within %.0f s (%s)", a->o->source, a->o->connect_timeout_s,
+                     msg && *msg ? msg : "is a collector running there?");
+            return -1;
+        }
+        SDL_Delay(10);
+    }
+}
+
+static void update_status(app *a)
+{
+    char s[256];
+    if (a->o->replay > 0) {
+        char pos[32], span[32];
+        tvp_format_duration((int64_t)a->rp_pos, 1000000000, pos, sizeof pos);
+        tvp_format_duration(a->rp_last - a->rp_first, 1000000000, span, sizeof span);
+        snprintf(s, sizeof s, "replay %gx %s / %s%s%s", a->rp_speed, pos, span, a->rp_playing ? "" : " (paused)",
+                 a->paused ? " | updates paused" : "");
+    } else {
+        snprintf(s, sizeof s, "%s", a->paused ? "updates paused (p)" : "live");
+    }
+    tvv_set_status(a->view, s);
+}
+
+static void replay_advance(app *a)
+{
+    uint64_t t = SDL_GetTicks64();
+    if (a->rp_playing) {
+        a->rp_pos += (double)(t - a->rp_tick) * 1e6 * a->rp_speed;
+        double span = (double)(a->rp_last - a->rp_first);
+        if (a->rp_pos >= span) {
+            a->rp_pos = span;
+            a->rp_playing = 0;
+        }
+    }
+    a->rp_tick = t;
+    if (a->rp_pos < 0)
+        a->rp_pos = 0;
+    tvm_set_time_limit(a->src, a->rp_first + (int64_t)a->rp_pos);
+    tvv_data_changed(a->view, TVM_CHANGED_POINTS | TVM_CHANGED_EVENTS);
+}
+
+static void handle_key(app *a, const SDL_KeyboardEvent *k, int *quit)
+{
+    SDL_Keycode c = k->keysym.sym;
+    if (a->prompting) {
+        if (c == SDLK_ESCAPE) {
+            a->prompting = 0;
+            SDL_StopTextInput();
+            tvv_set_prompt(a->view, NULL);
+        } else if (c == SDLK_RETURN || c == SDLK_KP_ENTER) {
+            char err[256];
+            a->prompting = 0;
+            SDL_StopTextInput();
+            tvv_set_prompt(a->view, NULL);
+            if (tvv_set_filter(a->view, a->prompt, err, sizeof err) < 0)
+                tvv_set_status(a->view, err);
+        } else if (c == SDLK_BACKSPACE) {
+            size_t n = strlen(a->prompt);
+            while (n > 0 && (a->prompt[n - 1] & 0xc0) == 0x80)
+                n--;
+            if (n > 0)
+                n--;
+            a->prompt[n] = 0;
+            tvv_set_prompt(a->view, a->prompt);
+        }
+        return;
+    }
+    int shift = (k->keysym.mod & KMOD_SHIFT) != 0;
+    int w2 = a->cv.w / 2;
+    switch (c) {
+    case SDLK_q: *quit = 1; break;
+    case SDLK_ESCAPE: *quit = 1; break;
+    case SDLK_h: case SDLK_F1: case SDLK_QUESTION: tvv_toggle_help(a->view); break;
+    case SDLK_SLASH:
+        if (shift) {
+            tvv_toggle_help(a->view);
+            break;
+        }
+        a->prompting = 1;
+        a->prompt[0] = 0;
+        SDL_StartTextInput();
+        tvv_set_prompt(a->view, "");
+        break;
+    case SDLK_r: tvv_reset(a->view); break;
+    case SDLK_l: tvv_toggle_log_y(a->view); break;
+    case SDLK_o: tvv_toggle_outliers(a->view); break;
+    case SDLK_x: tvv_cycle_x_mode(a->view); break;
+    case SDLK_t: tvv_toggle_timelines(a->view); break;
+    case SDLK_COMMA: tvv_set_smoothing(a->view, tvv_smoothing(a->view) - 0.1 < 0.05 ? 0 : tvv_smoothing(a->view) - 0.1); break;
+    case SDLK_PERIOD: {
+        double w = tvv_smoothing(a->view);
+        tvv_set_smoothing(a->view, w >= 0.9 ? w + (0.999 - w) / 2 : w + 0.1);
+        break;
+    }
+    case SDLK_EQUALS: case SDLK_PLUS: case SDLK_KP_PLUS: tvv_zoom(a->view, w2, 0.8); break;
+    case SDLK_MINUS: case SDLK_KP_MINUS: tvv_zoom(a->view, w2, 1.25); break;
+    case SDLK_LEFT: tvv_pan(a->view, a->cv.w / 10); break;
+    case SDLK_RIGHT: tvv_pan(a->view, -a->cv.w / 10); break;
+    case SDLK_0: tvv_toggle_run(a->view, -1); break;
+    case SDLK_f: tvv_reset(a->view); break;
+    case SDLK_p: a->paused = !a->paused; break;
+    case SDLK_SPACE:
+        if (a->o->replay > 0) {
+            a->rp_playing = !a->rp_playing;
+            a->rp_tick = SDL_GetTicks64();
+        }
+        break;
+    case SDLK_LEFTBRACKET: case SDLK_RIGHTBRACKET:
+        if (a->o->replay > 0) {
+            a->rp_pos += (c == SDLK_LEFTBRACKET ? -0.1 : 0.1) * (double)(a->rp_last - a->rp_first);
+            if (a->rp_pos > (double)(a->rp_last - a->rp_first))
+                a->rp_pos = (double)(a->rp_last - a->rp_first);
+        }
+        break;
+    case SDLK_HOME:
+        if (a->o->replay > 0) {
+            a->rp_pos = 0;
+            a->rp_playing = 1;
+        }
+        break;
+    case SDLK_PAGEUP: case SDLK_PAGEDOWN:
+        if (a->o->replay > 0) {
+            a->rp_speed *= c == SDLK_PAGEUP ? 2 : 0.5;
+            a->rp_speed = a->rp_speed < 1 ? 1 : a->rp_speed > 1000 ? 1000 : a->rp_speed;
+        }
+        break;
+    default:
+        if (c >= SDLK_1 && c <= SDLK_9)
+            tvv_toggle_run(a->view, (int)(c - SDLK_1));
+        break;
+    }
+    tvv_set_dirty(a->view);
+}
+
+static void handle_event(app *a, const SDL_Event *e, int *quit)
+{
+    int mx, my;
+    switch (e->type) {
+    case SDL_QUIT:
+        *quit = 1;
+        break;
+    case SDL_WINDOWEVENT:
+        if (e->window.event == SDL_WINDOWEVENT_SIZE_CHANGED || e->window.event == SDL_WINDOWEVENT_EXPOSED) {
+            int pw, ph;
+            update_scale(a, &pw, &ph);
+            make_canvas(a, pw, ph);
+            tvv_set_dirty(a->view);
+        } else if (e->window.event == SDL_WINDOWEVENT_LEAVE) {
+            tvv_hover(a->view, -1, -1);
+        }
+        break;
+    case SDL_TEXTINPUT:
+        if (a->prompting && strlen(a->prompt) + strlen(e->text.text) < sizeof a->prompt) {
+            strcat(a->prompt, e->text.text);
+            tvv_set_prompt(a->view, a->prompt);
+        }
+        break;
+    case SDL_KEYDOWN:
+        handle_key(a, &e->key, quit);
+        break;
+    case SDL_MOUSEWHEEL:
+        SDL_GetMouseState(&mx, &my);
+        if (e->wheel.y != 0)
+            tvv_zoom(a->view, (int)(mx * a->scale), pow(0.8, e->wheel.y));
+        break;
+    case SDL_MOUSEBUTTONDOWN: {
+        int x = (int)(e->button.x * a->scale), y = (int)(e->button.y * a->scale);
+        int shift = (SDL_GetModState() & KMOD_SHIFT) != 0;
+        if (e->button.button == SDL_BUTTON_LEFT && e->button.clicks == 2) {
+            tvv_reset(a->view);
+        } else if (e->button.button == SDL_BUTTON_RIGHT || (e->button.button == SDL_BUTTON_LEFT && shift)) {
+            a->boxing = 1;
+            a->box_x0 = x;
+            a->box_y0 = y;
+        } else if (e->button.button == SDL_BUTTON_LEFT) {
+            int run = tvv_legend_hit(a->view, x, y);
+            if (run >= 0)
+                tvv_toggle_run(a->view, run);
+            else {
+                a->dragging = 1;
+                a->drag_x = x;
+            }
+        }
+        break;
+    }
+    case SDL_MOUSEMOTION: {
+        int x = (int)(e->motion.x * a->scale), y = (int)(e->motion.y * a->scale);
+        if (a->dragging) {
+            tvv_pan(a->view, x - a->drag_x);
+            a->drag_x = x;
+        }
+        if (a->boxing)
+            tvv_set_box(a->view, 1, a->box_x0, a->box_y0, x, y);
+        tvv_hover(a->view, x, y);
+        break;
+    }
+    case SDL_MOUSEBUTTONUP: {
+        int x = (int)(e->button.x * a->scale), y = (int)(e->button.y * a->scale);
+        if (a->boxing)
+            tvv_box_zoom(a->view, a->box_x0, a->box_y0, x, y);
+        a->boxing = 0;
+        a->dragging = 0;
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* Render when dirty; returns the view's error code. */
+static int frame(app *a, int force, int64_t *points)
+{
+    if (!force && !tvv_dirty(a->view))
+        return 0;
+    int rc = tvv_render(a->view, &a->cv, points);
+    present(a);
+    return rc;
+}
+
+static int interactive(app *a)
+{
+    int quit = 0, pw, ph;
+    update_scale(a, &pw, &ph);
+    if (make_canvas(a, pw, ph) < 0)
+        return 1;
+    while (!quit) {
+        SDL_Event e;
+        if (SDL_WaitEventTimeout(&e, 16)) {
+            do
+                handle_event(a, &e, &quit);
+            while (SDL_PollEvent(&e));
+        }
+        if (!a->paused) {
+            int m = tvm_poll(a->src);
+            if (m < 0) {
+                if (strcmp(a->last_err, tvm_errmsg(a->src)) != 0) {
+                    snprintf(a->last_err, sizeof a->last_err, "%s", tvm_errmsg(a->src));
+                    fprintf(stderr, "trainscope-viewer: %s\n", a->last_err);
+                    tvv_set_error(a->view, a->last_err);
+                }
+            } else if (m > 0) {
+                tvv_data_changed(a->view, (unsigned)m);
+            }
+        }
+        if (a->o->replay > 0)
+            replay_advance(a);
+        update_status(a);
+        frame(a, 0, NULL);
+    }
+    return 0;
+}
+
+static long vm_rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+static int cmp_dbl(const void *x, const void *y)
+{
+    double p = *(const double *)x, q = *(const double *)y;
+    return p < q ? -1 : p > q;
+}
+
+/* N frames of scripted zoom and pan around the middle of the data. */
+static int bench(app *a, double t_open)
+{
+    long n = a->o->bench_frames;
+    double *ms = malloc((size_t)n * sizeof *ms);
+    int64_t total_points = 0, pts = 0;
+    if (!ms)
+        return 1;
+    if (make_canvas(a, a->o->width, a->o->height) < 0) {
+        free(ms);
+        return 1;
+    }
+    double t0 = now_s();
+    frame(a, 1, &pts);
+    double first = now_s() - t_open;
+    fprintf(stdout, "first frame: %.1f ms after open (render %.1f ms), %" PRId64 " points represented\n",
+            first * 1e3, (now_s() - t0) * 1e3, pts);
+    int w2 = a->cv.w / 2;
+    for (long i = 0; i < n; i++) {
+        long ph = i % 200;
+        if (ph < 50)
+            tvv_zoom(a->view, w2, 0.92);
+        else if (ph < 100)
+            tvv_pan(a->view, (int)(7 * a->scale));
+        else if (ph < 150)
+            tvv_pan(a->view, -(int)(7 * a->scale));
+        else
+            tvv_zoom(a->view, w2, 1 / 0.92);
+        double s = now_s();
+        int m = tvm_poll(a->src);
+        if (m > 0)
+            tvv_data_changed(a->view, (unsigned)m);
+        pts = 0;
+        frame(a, 1, &pts);
+        ms[i] = (now_s() - s) * 1e3;
+        total_points += pts;
+    }
+    qsort(ms, (size_t)n, sizeof *ms, cmp_dbl);
+    fprintf(stdout, "frames %ld at %dx%d: p50 %.2f ms, p99 %.2f ms, max %.2f ms; points represented per frame %.0f; "
+            "panels %zu; VmRSS %ld kB\n", n, a->cv.w, a->cv.h, ms[n / 2], ms[(size_t)((double)n * 0.99)],
+            ms[n - 1], (double)total_points / (double)n, tvv_panel_count(a->view), vm_rss_kb());
+    free(ms);
+    return 0;
+}
+
+/* Anything drawable? 0 when every visible series is empty or NaN only. */
+static int drawable(app *a)
+{
+    for (size_t i = 0; i < tvm_series_count(a->src); i++) {
+        const tvm_series *s = tvm_series_at(a->src, i);
+        if (s->count > s->n_nan)
+            return 1;
+    }
+    return 0;
+}
+
+static int screenshot(app *a)
+{
+    int64_t pts = 0;
+    if (make_canvas(a, a->o->width, a->o->height) < 0)
+        return 1;
+    int rc = frame(a, 1, &pts);
+    if (IMG_SavePNG(a->surf, a->o->screenshot) != 0) {
+        fprintf(stderr, "trainscope-viewer: cannot write %s: %s\n", a->o->screenshot, IMG_GetError());
+        return 1;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "trainscope-viewer: %s\n", tvm_errmsg(a->src));
+        return 1;
+    }
+    if (!drawable(a)) {
+        fprintf(stderr, "trainscope-viewer: nothing to plot in %s: %s\n", a->o->source,
+                tvm_series_count(a->src) == 0 ? (tvm_run_count(a->src) ? "the runs have no points" : "no runs")
+                                              : "every series has only NaN values");
+        return 1;
+    }
+    return 0;
+}
+
+/* The source could not be opened: say so on stderr and, in a window, in
+ * the middle of it until it is closed. */
+static int show_open_error(app *a, const char *msg, int headless)
+{
+    fprintf(stderr, "trainscope-viewer: %s\n", msg);
+    if (headless)
+        return 1;
+    if (open_window(a, 0) < 0)
+        return 1;
+    int pw, ph, quit = 0;
+    update_scale(a, &pw, &ph);
+    if (make_canvas(a, pw, ph) < 0)
+        return 1;
+    while (!quit) {
+        tvr_reset_clip(&a->cv);
+        tvr_fill(&a->cv, (tvr_rect){0, 0, a->cv.w, a->cv.h}, 0xffffffffu);
+        int th = tvt_height(a->font);
+        tvt_draw(a->font, &a->cv, a->cv.w / 2, a->cv.h / 2 - th, msg, 0xffc00000u, TVT_CENTER);
+        tvt_draw(a->font, &a->cv, a->cv.w / 2, a->cv.h / 2 + th, "press q to quit", 0xff707070u, TVT_CENTER);
+        present(a);
+        SDL_Event e;
+        if (SDL_WaitEvent(&e)) {
+            if (e.type == SDL_QUIT || (e.type == SDL_KEYDOWN && (e.key.keysym.sym == SDLK_q || e.key.keysym.sym == SDLK_ESCAPE)))
+                quit = 1;
+            else if (e.type == SDL_WINDOWEVENT) {
+                update_scale(a, &pw, &ph);
+                make_canvas(a, pw, ph);
+            }
+        }
+    }
+    return 1;
+}
+
+int tva_main(const tva_options *o)
+{
+    app a = {.o = o, .scale = 1, .rp_speed = o->replay};
+    char err[1024];
+    int rc = 1, headless = o->screenshot || o->bench_frames;
+    double t_open = now_s();
+    if (tvt_open(&a.font, FONT_PT, err, sizeof err) < 0) {
+        fprintf(stderr, "trainscope-viewer: %s\n", err);
+        return 1;
+    }
+    tvm_open_opts mo = {.runs = o->nruns ? o->runs : NULL, .nruns = o->nruns};
+    if (tvm_open(&a.src, o->source, &mo, err, sizeof err) < 0) {
+        rc = show_open_error(&a, err, headless);
+        goto out;
+    }
+    if (headless && wait_source(&a, err, sizeof err) < 0) {
+        fprintf(stderr, "trainscope-viewer: %s\n", err);
+        goto out;
+    }
+    if (open_window(&a, headless) < 0)
+        goto out;
+    if (!headless) {
+        int pw, ph;
+        update_scale(&a, &pw, &ph);
+    }
+    tvv_options vo = {.metric_glob = o->metric_glob, .all_points = o->all_points, .scale = a.scale,
+                      .layout_out = o->print_layout ? stdout : NULL};
+    if (tvv_create(&a.view, a.src, a.font, &vo) < 0) {
+        fprintf(stderr, "trainscope-viewer: out of memory\n");
+        goto out;
+    }
+    tvv_set_help(a.view, help_lines, NHELP);
+    for (int i = 0; i < o->x_mode; i++)
+        tvv_cycle_x_mode(a.view);
+    if (o->log_y)
+        tvv_toggle_log_y(a.view);
+    tvv_set_smoothing(a.view, o->smoothing);
+    if (o->have_x_range)
+        tvv_set_x_range(a.view, o->x_from, o->x_to);
+    if (o->replay > 0) {
+        tvv_time_bounds(a.view, &a.rp_first, &a.rp_last);
+        if (a.rp_first > a.rp_last)
+            a.rp_first = a.rp_last = 0;
+        a.rp_playing = 1;
+        a.rp_tick = SDL_GetTicks64();
+        replay_advance(&a);
+    }
+    update_status(&a);
+    if (o->screenshot)
+        rc = screenshot(&a);
+    else if (o->bench_frames)
+        rc = bench(&a, t_open);
+    else
+        rc = interactive(&a);
+out:
+    tvv_destroy(a.view);
+    if (a.tex)
+        SDL_DestroyTexture(a.tex);
+    SDL_FreeSurface(a.surf);
+    if (a.ren)
+        SDL_DestroyRenderer(a.ren);
+    if (a.win)
+        SDL_DestroyWindow(a.win);
+    tvm_close(a.src);
+    tvt_close(a.font);
+    SDL_Quit();
+    return rc;
+}

@@ -1,0 +1,91 @@
+/* view.h - what the viewer window shows and how input changes it, apart from
+ * SDL: the panel grid (one panel per metric, grouped by name prefix), the
+ * shared x range, per-panel y scales, and the rendering of a whole frame into
+ * a tvr_canvas. app.c owns the window and turns SDL events into the tvv_
+ * calls below; the same code renders --screenshot, --bench-frames and the
+ * interactive window.
+ *
+ * Knobs: x as step, wall time or time since each run's start (tvv_x_mode);
+ * log y; y autoscale ignoring the outer 1% of the columns' values;
+ * debiased EMA smoothing (computed over the pixel columns, raw line faint
+ * behind); superseded timelines; --all-points (draw every point, the
+ * reference drawing of plot.h).
+ */
+#ifndef TRAINSCOPE_VIEWER_VIEW_H
+#define TRAINSCOPE_VIEWER_VIEW_H
+
+#include <regex.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "model.h"
+#include "raster.h"
+#include "text.h"
+
+enum tvv_xmode { TVV_X_STEP, TVV_X_WALL, TVV_X_SINCE_START };
+
+typedef struct tvv_view tvv_view;
+
+typedef struct tvv_options {
+    const char *metric_glob;    /* --metric GLOB (fnmatch), NULL: all */
+    int all_points;             /* draw every point instead of the M4 columns */
+    double scale;               /* HiDPI: UI pixels per point, >= 1 */
+    FILE *layout_out;           /* when set, each render prints the panel geometry (tests) */
+} tvv_options;
+
+/* The view does not own src or font. */
+int tvv_create(tvv_view **out, tvm_source *src, tvt_font *font, const tvv_options *opt);
+void tvv_destroy(tvv_view *v);
+
+/* Data changed (tvm_poll's mask): rebuild panels when runs/series changed. */
+void tvv_data_changed(tvv_view *v, unsigned mask);
+
+/* Render one frame into cv (its whole area). Returns 0 or a negative error
+ * from the source (the frame then shows the message). *points gets how many
+ * points the frame represents (sum of column counts), when not NULL. */
+int tvv_render(tvv_view *v, tvr_canvas *cv, int64_t *points);
+/* Whether something changed since the last render (redraw only then). */
+int tvv_dirty(const tvv_view *v);
+void tvv_set_dirty(tvv_view *v);
+
+/* ---- input (coordinates in canvas pixels) ---- */
+void tvv_hover(tvv_view *v, int x, int y);             /* x < 0: mouse left the window */
+void tvv_zoom(tvv_view *v, int x, double factor);      /* factor < 1 zooms in, around column x */
+void tvv_pan(tvv_view *v, int dx_pixels);               /* content follows the mouse */
+void tvv_box_zoom(tvv_view *v, int x0, int y0, int x1, int y1);
+void tvv_set_box(tvv_view *v, int on, int x0, int y0, int x1, int y1);  /* the rubber band */
+void tvv_reset(tvv_view *v);
+/* Set the x range explicitly (--x-range); in the current x mode's units
+ * (steps, or ns for the time modes). */
+void tvv_set_x_range(tvv_view *v, int64_t from, int64_t to);
+
+void tvv_toggle_log_y(tvv_view *v);
+void tvv_toggle_outliers(tvv_view *v);
+void tvv_toggle_timelines(tvv_view *v);
+void tvv_toggle_help(tvv_view *v);
+void tvv_cycle_x_mode(tvv_view *v);
+void tvv_set_smoothing(tvv_view *v, double w);          /* 0 .. 0.999 */
+double tvv_smoothing(const tvv_view *v);
+/* Run visibility: index into the source's runs; -1: all visible again. */
+void tvv_toggle_run(tvv_view *v, int run);
+/* Legend hit test: the run whose legend entry is at (x, y), or -1. */
+int tvv_legend_hit(const tvv_view *v, int x, int y);
+/* Metric filter (POSIX extended regex, case-insensitive); "" clears it.
+ * Returns 0, or -EINVAL with the regcomp message in err. */
+int tvv_set_filter(tvv_view *v, const char *regex, char *err, size_t errlen);
+/* The filter being typed, shown in the status line (NULL: not typing). */
+void tvv_set_prompt(tvv_view *v, const char *text);
+/* One line in the status bar from the app (follow/pause, replay clock). */
+void tvv_set_status(tvv_view *v, const char *text);
+/* A message over the plots (bad input): NULL clears it. */
+void tvv_set_error(tvv_view *v, const char *text);
+/* The help overlay's lines (not copied; static strings). */
+void tvv_set_help(tvv_view *v, const char *const *lines, size_t n);
+
+/* Earliest and latest wall time of the loaded runs (for replay). */
+void tvv_time_bounds(tvv_view *v, int64_t *first_ns, int64_t *last_ns);
+/* Number of panels (metrics) shown and series in them. */
+size_t tvv_panel_count(const tvv_view *v);
+
+#endif
