@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "adapters.h"
 #include "store.h"
 
 #define CANONICAL_NAN 0x7ff8000000000000ull
@@ -320,7 +321,7 @@ static void export_usage(void)
     fprintf(stderr,
             "usage: trainscope export STORE RUN [--metric GLOB] [--format csv|jsonl] [--all-timelines]\n"
             "  --metric GLOB     only metrics whose name matches (shell glob, e.g. 'train/*')\n"
-            "  --format F        csv (default) or jsonl\n"
+            "  --format F        csv (default) or jsonl; tfevents: see --format tfevents --help\n"
             "  --all-timelines   include points superseded by a resume, with their timeline\n");
 }
 
@@ -333,6 +334,8 @@ int tcli_export_main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    if (tad_export_wants_tfevents(argc, argv))
+        return tad_export_tfevents_main(argc, argv);
     const char *glob = NULL;
     enum export_format fmt = EXPORT_CSV;
     int all = 0, c;
@@ -348,7 +351,7 @@ int tcli_export_main(int argc, char **argv)
             } else if (strcmp(optarg, "jsonl") == 0) {
                 fmt = EXPORT_JSONL;
             } else {
-                fprintf(stderr, "trainscope export: unknown format '%s' (use csv or jsonl)\n", optarg);
+                fprintf(stderr, "trainscope export: unknown format '%s' (use csv, jsonl or tfevents)\n", optarg);
                 return 2;
             }
             break;

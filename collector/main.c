@@ -3,11 +3,15 @@
  *   trainscope collect [--store runs.db] ...   run the collector (collect_cmd.c)
  *   trainscope ls STORE                        list runs (cli.c)
  *   trainscope show STORE RUN                  one run in detail (cli.c)
- *   trainscope export STORE RUN ...            points as CSV or JSON lines (cli.c)
+ *   trainscope export STORE RUN ...            points as CSV or JSON lines (cli.c),
+ *                                              or TensorBoard events (adapters/)
+ *   trainscope tail --format F [FILE|-] ...    publish a trainer's log lines (adapters/)
+ *   trainscope import tfevents|csv ...         bring existing runs in (adapters/)
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "adapters.h"
 #include "cli.h"
 #include "collector.h"
 #include "trainscope.h"
@@ -23,6 +27,11 @@ static void usage(FILE *out)
             "  show STORE RUN                     config, metrics, time span, status, drops\n"
             "  export STORE RUN [--metric GLOB] [--format csv|jsonl] [--all-timelines]\n"
             "                                     every point, values printed round-trip exact\n"
+            "  export STORE RUN --format tfevents --out DIR\n"
+            "                                     a TensorBoard event file, values exact\n"
+            "  tail --format F [FILE|-] --run NAME   publish the metrics a trainer prints\n"
+            "  import tfevents PATH... | import csv FILE --run NAME\n"
+            "                                     bring TensorBoard or CSV runs in\n"
             "  version                            print the version\n"
             "\n"
             "`trainscope COMMAND --help` describes a command.\n");
@@ -43,6 +52,10 @@ int main(int argc, char **argv)
         return tcli_show_main(argc - 1, argv + 1);
     if (strcmp(cmd, "export") == 0)
         return tcli_export_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "tail") == 0)
+        return tad_tail_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "import") == 0)
+        return tad_import_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("trainscope %s (protocol 1)\n", TS_VERSION_STRING);
         return 0;
