@@ -739,6 +739,28 @@ static void tss_bind_text(sqlite3_stmt *s, int i, const char *text)
         sqlite3_bind_null(s, i);
 }
 
+/* The cached statement q with its parameters bound in order, as sig says
+ * of each argument: 'l' an int64_t, 'i' an int, 't' a text (NULL binds
+ * NULL). Every writer and reader call of one row goes through here. */
+static int tss_prepare(tss_store *st, enum tss_q q, sqlite3_stmt **out, const char *sig, ...)
+{
+    va_list ap;
+    int rc = tss__stmt(st, q, out);
+
+    if (rc < 0)
+        return rc;
+    va_start(ap, sig);
+    for (int i = 1; sig[i - 1]; i++) {
+        switch (sig[i - 1]) {
+        case 'l': sqlite3_bind_int64(*out, i, va_arg(ap, int64_t)); break;
+        case 'i': sqlite3_bind_int(*out, i, va_arg(ap, int)); break;
+        default: tss_bind_text(*out, i, va_arg(ap, const char *)); break;
+        }
+    }
+    va_end(ap);
+    return 0;
+}
+
 /* ---- writer: runs, streams, series ------------------------------------- */
 
 /* Step a query expected to return one integer in column 0 and reset it:
@@ -771,22 +793,13 @@ int tss_run_open(tss_store *st, const char *project, const char *name, const cha
         return tss__fail(st, -EINVAL, "tss_run_open: a run needs a name");
     if (!project)
         project = "";
-    rc = tss__stmt(st, TSS_Q_RUN_UPSERT, &s);
+    rc = tss_prepare(st, TSS_Q_RUN_UPSERT, &s, "tttil", project, name, config_json, world_size, t_ns);
+    if (rc == 0)
+        rc = tss_write(st, s, "record the run", NULL);
+    if (rc == 0)
+        rc = tss_prepare(st, TSS_Q_RUN_ID, &s, "tt", project, name);
     if (rc < 0)
         return rc;
-    tss_bind_text(s, 1, project);
-    tss_bind_text(s, 2, name);
-    tss_bind_text(s, 3, config_json);
-    sqlite3_bind_int(s, 4, world_size);
-    sqlite3_bind_int64(s, 5, t_ns);
-    rc = tss_write(st, s, "record the run", NULL);
-    if (rc < 0)
-        return rc;
-    rc = tss__stmt(st, TSS_Q_RUN_ID, &s);
-    if (rc < 0)
-        return rc;
-    tss_bind_text(s, 1, project);
-    tss_bind_text(s, 2, name);
     rc = tss_step_int(st, s, run_id, "find the run");
     return rc < 0 ? rc : rc == 0 ? tss__fail(st, -EIO, "%s: run %s vanished", st->path, name) : 0;
 }
@@ -800,13 +813,9 @@ int tss_run_set_status(tss_store *st, int64_t run_id, const char *status, int64_
         return rc;
     if (!status || !*status)
         return tss__fail(st, -EINVAL, "tss_run_set_status: no status");
-    rc = tss__stmt(st, TSS_Q_RUN_STATUS, &s);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_int64(s, 1, run_id);
-    tss_bind_text(s, 2, status);
-    sqlite3_bind_int64(s, 3, t_ns);
-    rc = tss_write(st, s, "set the run status", &changes);
+    rc = tss_prepare(st, TSS_Q_RUN_STATUS, &s, "ltl", run_id, status, t_ns);
+    if (rc == 0)
+        rc = tss_write(st, s, "set the run status", &changes);
     if (rc == 0 && changes == 0)
         rc = tss__fail(st, -ENOENT, "%s: no run with id %" PRId64, st->path, run_id);
     return rc;
@@ -874,15 +883,8 @@ int tss_stream_open(tss_store *st, uint64_t stream, int64_t run_id, int rank, co
 
     if (rc < 0)
         return rc;
-    rc = tss__stmt(st, TSS_Q_STREAM_UPSERT, &s);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)stream);
-    sqlite3_bind_int64(s, 2, run_id);
-    sqlite3_bind_int(s, 3, rank);
-    tss_bind_text(s, 4, hello_json);
-    sqlite3_bind_int64(s, 5, t_ns);
-    return tss_write(st, s, "record the stream", NULL);
+    rc = tss_prepare(st, TSS_Q_STREAM_UPSERT, &s, "llitl", (int64_t)stream, run_id, rank, hello_json, t_ns);
+    return rc < 0 ? rc : tss_write(st, s, "record the stream", NULL);
 }
 
 int tss_stream_find(tss_store *st, uint64_t stream, tss_stream_info *info)
@@ -893,10 +895,9 @@ int tss_stream_find(tss_store *st, uint64_t stream, tss_stream_info *info)
 
     if (!st || !info)
         return -EINVAL;
-    rc = tss__stmt(st, TSS_Q_STREAM_FIND, &s);
+    rc = tss_prepare(st, TSS_Q_STREAM_FIND, &s, "l", (int64_t)stream);
     if (rc < 0)
         return rc;
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)stream);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         info->run_id = sqlite3_column_int64(s, 0);
@@ -944,12 +945,9 @@ int tss_stream_end(tss_store *st, uint64_t stream, int64_t t_ns)
 
     if (rc < 0)
         return rc;
-    rc = tss__stmt(st, TSS_Q_STREAM_END, &s);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)stream);
-    sqlite3_bind_int64(s, 2, t_ns);
-    rc = tss_write(st, s, "end the stream", &changes);
+    rc = tss_prepare(st, TSS_Q_STREAM_END, &s, "ll", (int64_t)stream, t_ns);
+    if (rc == 0)
+        rc = tss_write(st, s, "end the stream", &changes);
     if (rc == 0 && changes == 0)
         rc = tss__fail(st, -ENOENT, "%s: no stream %016" PRIx64, st->path, stream);
     return rc;
@@ -964,22 +962,15 @@ int tss_series_open(tss_store *st, int64_t run_id, int rank, const char *name, i
         return rc;
     if (!name || !series_id)
         return tss__fail(st, -EINVAL, "tss_series_open: a series needs a name");
-    rc = tss__stmt(st, TSS_Q_SERIES_FIND, &s);
+    rc = tss_prepare(st, TSS_Q_SERIES_FIND, &s, "lit", run_id, rank, name);
     if (rc < 0)
         return rc;
-    sqlite3_bind_int64(s, 1, run_id);
-    sqlite3_bind_int(s, 2, rank);
-    tss_bind_text(s, 3, name);
     rc = tss_step_int(st, s, series_id, "find the series");
     if (rc != 0)
         return rc < 0 ? rc : 0;
-    rc = tss__stmt(st, TSS_Q_SERIES_INSERT, &s);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_int64(s, 1, run_id);
-    sqlite3_bind_int(s, 2, rank);
-    tss_bind_text(s, 3, name);
-    rc = tss_write(st, s, "record the series", NULL);
+    rc = tss_prepare(st, TSS_Q_SERIES_INSERT, &s, "lit", run_id, rank, name);
+    if (rc == 0)
+        rc = tss_write(st, s, "record the series", NULL);
     if (rc == 0)
         *series_id = sqlite3_last_insert_rowid(st->db);
     return rc;
@@ -992,13 +983,8 @@ int tss_stream_bind(tss_store *st, uint64_t stream, uint32_t metric_id, int64_t 
 
     if (rc < 0)
         return rc;
-    rc = tss__stmt(st, TSS_Q_BIND, &s);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)stream);
-    sqlite3_bind_int64(s, 2, metric_id);
-    sqlite3_bind_int64(s, 3, series_id);
-    return tss_write(st, s, "bind the metric", NULL);
+    rc = tss_prepare(st, TSS_Q_BIND, &s, "lll", (int64_t)stream, (int64_t)metric_id, series_id);
+    return rc < 0 ? rc : tss_write(st, s, "bind the metric", NULL);
 }
 
 int tss_stream_bindings(tss_store *st, uint64_t stream, tss_bind_fn fn, void *ctx)
@@ -1008,10 +994,9 @@ int tss_stream_bindings(tss_store *st, uint64_t stream, tss_bind_fn fn, void *ct
 
     if (!st || !fn)
         return -EINVAL;
-    rc = tss__stmt(st, TSS_Q_BINDINGS, &s);
+    rc = tss_prepare(st, TSS_Q_BINDINGS, &s, "l", (int64_t)stream);
     if (rc < 0)
         return rc;
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)stream);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         fn(ctx, (uint32_t)sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1));
     rc = rc == SQLITE_DONE ? 0 : tss__sqlfail(st, rc, "read the metric bindings");
@@ -1029,16 +1014,8 @@ int tss_event_add(tss_store *st, int64_t run_id, int rank, int64_t step, int64_t
         return rc;
     if (!kind || !*kind)
         return tss__fail(st, -EINVAL, "tss_event_add: an event needs a kind");
-    rc = tss__stmt(st, TSS_Q_EVENT_INSERT, &s);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_int64(s, 1, run_id);
-    sqlite3_bind_int(s, 2, rank);
-    sqlite3_bind_int64(s, 3, step);
-    sqlite3_bind_int64(s, 4, t_ns);
-    tss_bind_text(s, 5, kind);
-    tss_bind_text(s, 6, text ? text : "");
-    return tss_write(st, s, "record the event", NULL);
+    rc = tss_prepare(st, TSS_Q_EVENT_INSERT, &s, "lilltt", run_id, rank, step, t_ns, kind, text ? text : "");
+    return rc < 0 ? rc : tss_write(st, s, "record the event", NULL);
 }
 
 int tss_gap_add(tss_store *st, int64_t run_id, int rank, uint64_t count, int64_t step_first,
@@ -1049,17 +1026,9 @@ int tss_gap_add(tss_store *st, int64_t run_id, int rank, uint64_t count, int64_t
 
     if (rc < 0)
         return rc;
-    rc = tss__stmt(st, TSS_Q_GAP_INSERT, &s);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_int64(s, 1, run_id);
-    sqlite3_bind_int(s, 2, rank);
-    sqlite3_bind_int64(s, 3, count > INT64_MAX ? INT64_MAX : (int64_t)count);
-    sqlite3_bind_int64(s, 4, step_first);
-    sqlite3_bind_int64(s, 5, step_last);
-    sqlite3_bind_int64(s, 6, t_first);
-    sqlite3_bind_int64(s, 7, t_last);
-    return tss_write(st, s, "record the gap", NULL);
+    rc = tss_prepare(st, TSS_Q_GAP_INSERT, &s, "lilllll", run_id, rank,
+                     count > INT64_MAX ? INT64_MAX : (int64_t)count, step_first, step_last, t_first, t_last);
+    return rc < 0 ? rc : tss_write(st, s, "record the gap", NULL);
 }
 
 /* ---- writer: chunks ---------------------------------------------------- */
@@ -1172,17 +1141,15 @@ static int tss_ser_load(tss_store *st, int64_t sid)
                          st->path, sid, TSS_MAX_SERIES_ID);
     if ((size_t)sid < st->nser && st->ser[sid].loaded)
         return 0;
-    rc = tss__stmt(st, TSS_Q_SERIES_RUN, &q);
+    rc = tss_prepare(st, TSS_Q_SERIES_RUN, &q, "l", sid);
     if (rc < 0)
         return rc;
-    sqlite3_bind_int64(q, 1, sid);
     rc = tss_step_int(st, q, &run_id, "find the series");
     if (rc <= 0)
         return rc < 0 ? rc : tss__fail(st, -ENOENT, "%s: no series %" PRId64, st->path, sid);
-    rc = tss__stmt(st, TSS_Q_CHUNK_LATEST, &q);
+    rc = tss_prepare(st, TSS_Q_CHUNK_LATEST, &q, "l", sid);
     if (rc < 0)
         return rc;
-    sqlite3_bind_int64(q, 1, sid);
     rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         gen = sqlite3_column_int64(q, 0);
@@ -1292,11 +1259,10 @@ static int tss_touch_write(tss_store *st)
     int rc = 0;
 
     while (st->ntouch && rc == 0) {
-        rc = tss__stmt(st, TSS_Q_RUN_TOUCH, &s);
+        rc = tss_prepare(st, TSS_Q_RUN_TOUCH, &s, "ll", st->touch[st->ntouch - 1].run_id,
+                         st->touch[st->ntouch - 1].t_ns);
         if (rc < 0)
             break;
-        sqlite3_bind_int64(s, 1, st->touch[st->ntouch - 1].run_id);
-        sqlite3_bind_int64(s, 2, st->touch[st->ntouch - 1].t_ns);
         rc = tss_write(st, s, "update the run", NULL);
         if (rc == 0)
             st->ntouch--;
@@ -1339,12 +1305,9 @@ static int tss_seqs_write(tss_store *st)
             continue;
         rc = tss_begin(st);
         if (rc == 0)
-            rc = tss__stmt(st, TSS_Q_STREAM_SEQ, &s);
-        if (rc < 0)
-            return rc;
-        sqlite3_bind_int64(s, 1, (sqlite3_int64)e->id);
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)e->seq);
-        rc = tss_write(st, s, "write the stream sequence number", NULL);
+            rc = tss_prepare(st, TSS_Q_STREAM_SEQ, &s, "ll", (int64_t)e->id, (int64_t)e->seq);
+        if (rc == 0)
+            rc = tss_write(st, s, "write the stream sequence number", NULL);
         if (rc < 0)
             return rc;
         e->dirty = 0;

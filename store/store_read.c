@@ -99,10 +99,59 @@ static int tss_read_end(tss_store *st, int rc)
     return rc < 0 ? rc : rc2;
 }
 
+/* ---- lists ------------------------------------------------------------- */
+
+/* Fill one element of a list from the current row; may allocate its
+ * strings (the list's free function releases them, also on error). */
+typedef int (*tss_row_fn)(tss_store *st, sqlite3_stmt *s, void *elem);
+typedef void (*tss_list_free_fn)(void *list, size_t n);
+
+/* The readers that return arrays: statement q (its ?1 bound to key when
+ * has_key) in one read, one element of size elem per row. On failure
+ * nothing is returned and what was read is freed. */
+static int tss_list(tss_store *st, enum tss_q q, int has_key, int64_t key, size_t elem, tss_row_fn row,
+                    tss_list_free_fn list_free, const char *what, void **list, size_t *n)
+{
+    sqlite3_stmt *s;
+    char *out = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc;
+
+    *list = NULL;
+    *n = 0;
+    rc = tss_read_begin(st);
+    if (rc == 0)
+        rc = tss__stmt(st, q, &s);
+    if (rc < 0)
+        return tss_read_end(st, rc);
+    if (has_key)
+        sqlite3_bind_int64(s, 1, key);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if ((rc = tss_reserve(st, (void **)&out, &cap, cnt + 1, elem)) < 0)
+            break;
+        rc = row(st, s, out + cnt * elem);
+        cnt++;
+        if (rc < 0)
+            break;
+    }
+    rc = rc == SQLITE_DONE ? 0 : rc < 0 ? rc : tss__sqlfail(st, rc, what);
+    sqlite3_reset(s);
+    rc = tss_read_end(st, rc);
+    if (rc < 0) {
+        list_free(out, cnt);
+        return rc;
+    }
+    *list = out;
+    *n = cnt;
+    return 0;
+}
+
 /* ---- runs -------------------------------------------------------------- */
 
-static int tss_run_row(tss_store *st, sqlite3_stmt *s, tss_run *r)
+static int tss_run_row(tss_store *st, sqlite3_stmt *s, void *elem)
 {
+    tss_run *r = elem;
+
     memset(r, 0, sizeof *r);
     r->id = sqlite3_column_int64(s, 0);
     r->world_size = sqlite3_column_int(s, 5);
@@ -119,40 +168,17 @@ static int tss_run_row(tss_store *st, sqlite3_stmt *s, tss_run *r)
     return 0;
 }
 
+static void tss_free_runs_list(void *list, size_t n)
+{
+    tss_free_runs(list, n);
+}
+
 int tss_list_runs(tss_store *st, tss_run **runs, size_t *n)
 {
-    sqlite3_stmt *s;
-    tss_run *out = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc;
-
     if (!st || !runs || !n)
         return -EINVAL;
-    *runs = NULL;
-    *n = 0;
-    rc = tss_read_begin(st);
-    if (rc == 0)
-        rc = tss__stmt(st, TSS_Q_RUNS_LIST, &s);
-    if (rc < 0)
-        return tss_read_end(st, rc);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if ((rc = tss_reserve(st, (void **)&out, &cap, cnt + 1, sizeof *out)) < 0)
-            break;
-        rc = tss_run_row(st, s, &out[cnt]);
-        cnt++;
-        if (rc < 0)
-            break;
-    }
-    rc = rc == SQLITE_DONE ? 0 : rc < 0 ? rc : tss__sqlfail(st, rc, "list the runs");
-    sqlite3_reset(s);
-    rc = tss_read_end(st, rc);
-    if (rc < 0) {
-        tss_free_runs(out, cnt);
-        return rc;
-    }
-    *runs = out;
-    *n = cnt;
-    return 0;
+    return tss_list(st, TSS_Q_RUNS_LIST, 0, 0, sizeof **runs, tss_run_row, tss_free_runs_list,
+                    "list the runs", (void **)runs, n);
 }
 
 void tss_free_runs(tss_run *runs, size_t n)
@@ -207,8 +233,10 @@ int tss_find_run(tss_store *st, const char *name, int64_t *run_id)
 
 /* ---- series ------------------------------------------------------------ */
 
-static int tss_series_of_row(tss_store *st, sqlite3_stmt *s, tss_series *r)
+static int tss_series_of_row(tss_store *st, sqlite3_stmt *s, void *elem)
 {
+    tss_series *r = elem;
+
     memset(r, 0, sizeof *r);
     r->id = sqlite3_column_int64(s, 0);
     r->run_id = sqlite3_column_int64(s, 1);
@@ -226,41 +254,17 @@ static int tss_series_of_row(tss_store *st, sqlite3_stmt *s, tss_series *r)
     return tss_column_str(st, s, 3, 0, &r->name);
 }
 
+static void tss_free_series_list(void *list, size_t n)
+{
+    tss_free_series(list, n);
+}
+
 int tss_list_series(tss_store *st, int64_t run_id, tss_series **series, size_t *n)
 {
-    sqlite3_stmt *s;
-    tss_series *out = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc;
-
     if (!st || !series || !n)
         return -EINVAL;
-    *series = NULL;
-    *n = 0;
-    rc = tss_read_begin(st);
-    if (rc == 0)
-        rc = tss__stmt(st, TSS_Q_SERIES_LIST, &s);
-    if (rc < 0)
-        return tss_read_end(st, rc);
-    sqlite3_bind_int64(s, 1, run_id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if ((rc = tss_reserve(st, (void **)&out, &cap, cnt + 1, sizeof *out)) < 0)
-            break;
-        rc = tss_series_of_row(st, s, &out[cnt]);
-        cnt++;
-        if (rc < 0)
-            break;
-    }
-    rc = rc == SQLITE_DONE ? 0 : rc < 0 ? rc : tss__sqlfail(st, rc, "list the series");
-    sqlite3_reset(s);
-    rc = tss_read_end(st, rc);
-    if (rc < 0) {
-        tss_free_series(out, cnt);
-        return rc;
-    }
-    *series = out;
-    *n = cnt;
-    return 0;
+    return tss_list(st, TSS_Q_SERIES_LIST, 1, run_id, sizeof **series, tss_series_of_row,
+                    tss_free_series_list, "list the series", (void **)series, n);
 }
 
 void tss_free_series(tss_series *series, size_t n)
@@ -613,8 +617,10 @@ int tss_read_buckets(tss_store *st, int64_t series_id, int64_t step_from, int64_
 
 /* ---- events and gaps --------------------------------------------------- */
 
-static int tss_event_row(tss_store *st, sqlite3_stmt *s, tss_event *e)
+static int tss_event_row(tss_store *st, sqlite3_stmt *s, void *elem)
 {
+    tss_event *e = elem;
+
     memset(e, 0, sizeof *e);
     e->id = sqlite3_column_int64(s, 0);
     e->run_id = sqlite3_column_int64(s, 1);
@@ -626,38 +632,17 @@ static int tss_event_row(tss_store *st, sqlite3_stmt *s, tss_event *e)
     return 0;
 }
 
+static void tss_free_events_list(void *list, size_t n)
+{
+    tss_free_events(list, n);
+}
+
 int tss_list_events(tss_store *st, int64_t run_id, tss_event **events, size_t *n)
 {
-    sqlite3_stmt *s;
-    tss_event *out = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc;
-
     if (!st || !events || !n)
         return -EINVAL;
-    *events = NULL;
-    *n = 0;
-    rc = tss__stmt(st, TSS_Q_EVENTS_LIST, &s);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_int64(s, 1, run_id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if ((rc = tss_reserve(st, (void **)&out, &cap, cnt + 1, sizeof *out)) < 0)
-            break;
-        rc = tss_event_row(st, s, &out[cnt]);
-        cnt++;
-        if (rc < 0)
-            break;
-    }
-    rc = rc == SQLITE_DONE ? 0 : rc < 0 ? rc : tss__sqlfail(st, rc, "list the events");
-    sqlite3_reset(s);
-    if (rc < 0) {
-        tss_free_events(out, cnt);
-        return rc;
-    }
-    *events = out;
-    *n = cnt;
-    return 0;
+    return tss_list(st, TSS_Q_EVENTS_LIST, 1, run_id, sizeof **events, tss_event_row,
+                    tss_free_events_list, "list the events", (void **)events, n);
 }
 
 void tss_free_events(tss_event *events, size_t n)
@@ -671,43 +656,33 @@ void tss_free_events(tss_event *events, size_t n)
     free(events);
 }
 
+static void tss_free_gaps_list(void *list, size_t n)
+{
+    (void)n;
+    tss_free_gaps(list);
+}
+
+static int tss_gap_row(tss_store *st, sqlite3_stmt *s, void *elem)
+{
+    (void)st;
+    *(tss_gap *)elem = (tss_gap){
+        .run_id = sqlite3_column_int64(s, 0),
+        .rank = sqlite3_column_int(s, 1),
+        .count = sqlite3_column_int64(s, 2),
+        .step_first = sqlite3_column_int64(s, 3),
+        .step_last = sqlite3_column_int64(s, 4),
+        .t_first_ns = sqlite3_column_int64(s, 5),
+        .t_last_ns = sqlite3_column_int64(s, 6),
+    };
+    return 0;
+}
+
 int tss_list_gaps(tss_store *st, int64_t run_id, tss_gap **gaps, size_t *n)
 {
-    sqlite3_stmt *s;
-    tss_gap *out = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc;
-
     if (!st || !gaps || !n)
         return -EINVAL;
-    *gaps = NULL;
-    *n = 0;
-    rc = tss__stmt(st, TSS_Q_GAPS_LIST, &s);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_int64(s, 1, run_id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if ((rc = tss_reserve(st, (void **)&out, &cap, cnt + 1, sizeof *out)) < 0)
-            break;
-        out[cnt++] = (tss_gap){
-            .run_id = sqlite3_column_int64(s, 0),
-            .rank = sqlite3_column_int(s, 1),
-            .count = sqlite3_column_int64(s, 2),
-            .step_first = sqlite3_column_int64(s, 3),
-            .step_last = sqlite3_column_int64(s, 4),
-            .t_first_ns = sqlite3_column_int64(s, 5),
-            .t_last_ns = sqlite3_column_int64(s, 6),
-        };
-    }
-    rc = rc == SQLITE_DONE ? 0 : rc < 0 ? rc : tss__sqlfail(st, rc, "list the gaps");
-    sqlite3_reset(s);
-    if (rc < 0) {
-        free(out);
-        return rc;
-    }
-    *gaps = out;
-    *n = cnt;
-    return 0;
+    return tss_list(st, TSS_Q_GAPS_LIST, 1, run_id, sizeof **gaps, tss_gap_row, tss_free_gaps_list,
+                    "list the gaps", (void **)gaps, n);
 }
 
 void tss_free_gaps(tss_gap *gaps)
