@@ -211,4 +211,67 @@ typedef struct tss_gap {
 int tss_list_gaps(tss_store *st, int64_t run_id, tss_gap **gaps, size_t *n);
 void tss_free_gaps(tss_gap *gaps);
 
+/* ==== chunk-level readers (store_chunks.c) ==============================
+ * For the viewer's data model, which keeps every chunk summary of the
+ * series it shows in memory and decodes chunks only where a pixel column
+ * cuts one. A tss_chunks holds its own prepared statements on a reader
+ * handle; close it before the store. Errors go to tss_errmsg() of the store.
+ * Each call reads one committed snapshot of its own: a chunk row may have
+ * grown (the writer rewrites its open chunk in place, only ever appending)
+ * between two calls, never shrunk. */
+typedef struct tss_chunks tss_chunks;
+
+typedef struct tss_chunk_row {
+    int64_t id, series_id;
+    int gen;
+    int64_t n;
+    int64_t step_first, step_last;
+    int64_t t_first_ns, t_last_ns;  /* nanoseconds */
+    double vmin, vmax, vfirst, vlast; /* NaN when NULL in the row */
+    int64_t n_nan, n_inf;
+} tss_chunk_row;
+
+typedef struct tss_series_row {
+    int64_t id, run_id;
+    int rank;
+    const char *name;       /* valid during the callback only */
+} tss_series_row;
+
+int tss_chunks_open(tss_store *st, tss_chunks **out);
+void tss_chunks_close(tss_chunks *q);   /* NULL-safe */
+/* 1 when another connection committed since the previous call (the first
+ * call returns 1), 0 when not, negative on error. PRAGMA data_version:
+ * costs no page read, so it can run every frame. */
+int tss_chunks_changed(tss_chunks *q);
+/* Highest chunk id, series id, event id, gap id (0 when none). */
+int tss_chunks_max_ids(tss_chunks *q, int64_t *chunk, int64_t *series, int64_t *event, int64_t *gap);
+/* Chunk rows with id > after_id, in id order (= arrival order per series),
+ * of series sid, or of every series when sid is 0. fn returns <0 to stop. */
+typedef int (*tss_chunk_row_fn)(void *ctx, const tss_chunk_row *row);
+int tss_chunks_list(tss_chunks *q, int64_t sid, int64_t after_id, tss_chunk_row_fn fn, void *ctx);
+/* One row by id: 0, or -ENOENT. */
+int tss_chunks_row(tss_chunks *q, int64_t id, tss_chunk_row *row);
+/* Every run, in id order, without the counts of tss_list_runs (which read
+ * the chunks index): points, series, dropped and resumes are 0, config
+ * NULL; strings valid during the callback only. */
+typedef int (*tss_run_fn)(void *ctx, const tss_run *run);
+int tss_chunks_runs(tss_chunks *q, tss_run_fn fn, void *ctx);
+/* Series with id > after_id, in id order. */
+typedef int (*tss_series_row_fn)(void *ctx, const tss_series_row *row);
+int tss_chunks_series(tss_chunks *q, int64_t after_id, tss_series_row_fn fn, void *ctx);
+/* Events and gaps with id > after_id, of every run, in id order (the
+ * strings are valid during the callback only; e->id is set). */
+typedef int (*tss_event_fn)(void *ctx, const tss_event *e);
+int tss_chunks_events(tss_chunks *q, int64_t after_id, tss_event_fn fn, void *ctx);
+typedef int (*tss_gap_fn)(void *ctx, int64_t id, const tss_gap *g);
+int tss_chunks_gaps(tss_chunks *q, int64_t after_id, tss_gap_fn fn, void *ctx);
+/* Decode chunk id (times in ns) into arrays of TSC_MAX_POINTS (4096)
+ * entries. The blob must hold at least `n` points (the count the caller's
+ * row had) with the first step step_first; it may hold more (the row grew
+ * since). Returns the count decoded, or -EINVAL with a message naming the
+ * chunk when it is corrupt or was removed. */
+int64_t tss_chunks_decode(tss_chunks *q, int64_t id, int64_t n, int64_t step_first, int64_t *steps,
+                          int64_t *t_ns, double *values);
+/* ==== end of chunk-level readers ======================================== */
+
 #endif

@@ -3,7 +3,7 @@
  * its live feed), and exact per-pixel-column reductions of any series.
  *
  * CONTRACT between the data layer (viewer/model/, prefix tvm_) and the UI
- * (viewer/*.c). Signatures may grow; the meaning of what is here does not
+ * (the .c files of viewer/). Signatures may grow; the meaning of what is here does not
  * change without both sides agreeing.
  *
  * Sources:
@@ -118,7 +118,27 @@ const tvm_series *tvm_series_at(const tvm_source *src, size_t i);
 int tvm_columns(tvm_source *src, size_t series, int64_t x_from, int64_t x_to, size_t ncols,
                 int flags, tss_bucket *out);
 
-/* Every point with x_from <= x <= x_to, ordered by x. *pts is malloc'd and
+/* THE FAST PATH (what the UI does to get 60 fps). tvm_columns keeps, per
+ * series, the columns of its last two grids and recomputes only columns not
+ * computed before. A grid is reused when (x_to - x_from + 1) is a whole
+ * multiple w of ncols and x_from moves by multiples of w (panning by whole
+ * columns). So: pick the range with tvm_align_range (w a power of two,
+ * x_from a multiple of w), pan in steps of w, and zoom by factors of two;
+ * then a pan frame costs only the newly exposed columns. Any other range is
+ * exact too, computed afresh (from chunk summaries, cached decoded chunks
+ * and their 64-point sub-summaries). A series of a store is served from its
+ * chunk summaries in memory plus a bounded cache of decoded chunks.
+ *
+ * tvm_align_range: the smallest range [*a_from, *a_to] that holds
+ * [x_from, x_to], has ncols * w steps with w a power of two, and starts at a
+ * multiple of w. -EINVAL bad arguments, -ERANGE beyond int64. */
+int tvm_align_range(int64_t x_from, int64_t x_to, size_t ncols, int64_t *a_from, int64_t *a_to);
+
+/* Every point with x_from <= x <= x_to, in the order tvm_columns folds them:
+ * by step (with TVM_ALL_TIMELINES: step, then generation, then arrival);
+ * with TVM_X_TIME in the order they were logged, which is time order while
+ * the trainer's clock does not go back (a store chunk's time range is taken
+ * from its first and last point). *pts is malloc'd and
  * freed by the caller with free(). */
 int tvm_points(tvm_source *src, size_t series, int64_t x_from, int64_t x_to, int flags,
                tss_point **pts, size_t *n);

@@ -97,24 +97,29 @@ typedef struct tvm_chunk {
                                    store summary loses NaN payloads; set after a
                                    decode) */
     uint8_t time_sorted;        /* times never go back inside: 1 unless a decode showed otherwise */
+    uint8_t fvalid;             /* fmin/fmax known (no Inf, or decoded) */
+    double fmin, fmax;          /* over finite values (NaN when none), for tvm_series */
 } tvm_chunk;
 
 /* ---- series --------------------------------------------------------------- */
 
-/* One view of a series: the chunks in x order with how much of each is
- * visible, rebuilt when chunks, the time limit or timelines change. */
+/* One view of a series: the chunks in arrival order with how much of each
+ * is visible, rebuilt (valid = 0) when chunks, the time limit or the
+ * timelines change. */
 typedef struct tvm_vchunk {
     uint32_t chunk;             /* index into tvm_ser.chunks */
-    uint8_t partial;            /* some points hidden (resume cut, time limit): always decode and filter */
-    int64_t cut;                /* partial: only steps < cut are visible (INT64_MAX: no cut) */
-    int64_t x_first, x_last;    /* bounds of visible x (partial: upper bound for x_last) */
+    uint8_t partial;            /* some points hidden (resume cut, time limit): decode and filter */
+    int64_t cut;                /* only steps < cut are visible (INT64_MAX: no cut) */
+    int64_t s_lo, s_hi;         /* visible steps (partial: s_hi is an upper bound) */
+    int64_t t_lo, t_hi;         /* visible times in ns (partial: t_hi is an upper bound) */
 } tvm_vchunk;
 
 typedef struct tvm_view {
     tvm_vchunk *v;
     size_t n, cap;
-    int valid;                  /* 0: rebuild before use */
-    int x_sorted;               /* x never goes back along the view (TVM_X_TIME may not be) */
+    int valid;
+    int t_sorted;               /* times never go back along the view (else TVM_X_TIME takes the slow path) */
+    int single_gen;             /* every visible chunk is of one generation */
 } tvm_view;
 
 /* Columns cached for panning: global column g covers x in
@@ -137,7 +142,8 @@ typedef struct tvm_ser {
     int64_t max_store_id;       /* highest store chunk id held (file polling) */
     tvm_view view[TVM_NVIEWS];
     tvm_colcache cc[2];         /* two cached column grids (e.g. two panel widths) */
-    int loaded;                 /* summaries read (file backend loads lazily on first use) */
+    uint8_t cc_next;            /* which cc[] to replace next */
+    uint8_t stats_valid;        /* pub's count and ranges are current */
 } tvm_ser;
 
 /* ---- source ----------------------------------------------------------------- */
@@ -167,12 +173,20 @@ struct tvm_source {
     tvm_gap *gaps;
     size_t ngaps, gaps_cap;
 
-    tvm_open_opts filter;       /* runs to load (copied), nruns 0 = all */
+    int64_t *run_filter;        /* store run ids to load (file), NULL = all */
+    size_t nrun_filter;
+    int64_t max_chunk, max_series, max_event, max_gap; /* highest store ids held (file polling) */
+    int import_meta;            /* the file gives runs, series, events and gaps too */
     int64_t t_limit;            /* tvm_set_time_limit; INT64_MAX = none */
     unsigned changed;           /* TVM_CHANGED_* since the last tvm_poll */
     enum tvm_state state;
     char state_msg[256];
     char err[512];
+
+    /* scratch of tvm_columns, grown to the widest request (no per-frame allocation) */
+    uint64_t *lo;               /* column start offsets from x_from */
+    tss_bucket *tmp;
+    size_t scratch_cap;
 };
 
 /* ---- calls for the backends ------------------------------------------------- */
@@ -230,11 +244,19 @@ int tvm__net_open(tvm_source *src, const char *where, const tvm_open_opts *opts)
 
 /* ---- between model.c, file.c, cache.c, columns.c ----------------------------- */
 
-int tvm__file_open(tvm_source *src, const char *path, int import_meta);
+/* Open the store at path read-only. import_meta: also its runs (those of
+ * opts->runs when given), series, events and gaps (a file source); else
+ * only chunks of series the source already has (tvm__attach_store). */
+int tvm__file_open(tvm_source *src, const char *path, const tvm_open_opts *opts, int import_meta);
 int tvm__file_poll(tvm_source *src);
-int tvm__file_load_series(tvm_source *src, size_t series);  /* summaries, on first use */
-void tvm__series_changed(tvm_source *src, size_t series, int64_t from_x_step, int64_t from_x_time);
-void tvm__series_recount(tvm_source *src, size_t series);
+void tvm__file_close(tvm_source *src);
+/* Points from step from_step and time from_t_ns on changed (appended): drop
+ * the cached columns and views that cover them (INT64_MIN: everything). */
+void tvm__series_changed(tvm_source *src, size_t series, int64_t from_step, int64_t from_t_ns);
+/* Count, ranges and extrema of tvm_series from the chunks (and time limit). */
+int tvm__series_recount(tvm_source *src, size_t series);
+/* Append one chunk summary (store row or memory block) in arrival order. */
+int tvm__series_add_chunk(tvm_source *src, size_t series, const tvm_chunk *c);
 
 tvm_cache *tvm__cache_new(size_t max_blocks);
 void tvm__cache_free(tvm_cache *c);

@@ -1,0 +1,314 @@
+/* file.c - the store-file backend of the viewer's model: reads a store
+ * read-only (also while a collector writes it) into the model's arrays
+ * (model_int.h), and keeps them current from tvm_poll.
+ *
+ * Opening reads the runs, series, events and gaps, and every chunk's
+ * summary (one row read per chunk of up to 4096 points; never a blob).
+ * A poll first asks SQLite whether anybody committed since the last one
+ * (PRAGMA data_version, no page read); only then it reads what is new: rows
+ * with ids above the highest held, and the last chunk row of each series
+ * (the writer rewrites its open chunk in place, only ever appending).
+ */
+#include "model_int.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int tvm_file_fail(tvm_source *src, int rc)
+{
+    return tvm__fail(src, rc, "%s", tss_errmsg(src->st));
+}
+
+static void tvm_chunk_from_row(const tss_chunk_row *r, tvm_chunk *c)
+{
+    *c = (tvm_chunk){.id = r->id, .gen = r->gen, .n = (uint32_t)r->n,
+                     .step_first = r->step_first, .step_last = r->step_last,
+                     .t_first = r->t_first_ns, .t_last = r->t_last_ns,
+                     .min = r->vmin, .max = r->vmax, .first = r->vfirst, .last = r->vlast,
+                     .n_nan = (uint32_t)r->n_nan, .n_inf = (uint32_t)r->n_inf,
+                     .time_sorted = 1};
+    /* without an Inf, the extrema over finite values are the row's */
+    c->fvalid = r->n_inf == 0;
+    c->fmin = c->fvalid ? r->vmin : NAN;
+    c->fmax = c->fvalid ? r->vmax : NAN;
+}
+
+/* ---- the memory tail of an attached source ------------------------------------ */
+
+/* Take the trailing memory chunks off series s (an attached store's chunks
+ * go before them). *tail gets them (caller frees), NULL when none. */
+static size_t tvm_tail_take(tvm_ser *s, tvm_chunk **tail)
+{
+    size_t k = s->nchunks;
+
+    *tail = NULL;
+    while (k > 0 && s->chunks[k - 1].mem)
+        k--;
+    if (k == s->nchunks)
+        return 0;
+    *tail = malloc((s->nchunks - k) * sizeof **tail);
+    if (!*tail)
+        return 0;   /* keep them where they are: order suffers, nothing is lost */
+    memcpy(*tail, &s->chunks[k], (s->nchunks - k) * sizeof **tail);
+    k = s->nchunks - k;
+    s->nchunks -= k;
+    return k;
+}
+
+/* Put back the points of the tail that the store does not hold yet. */
+static int tvm_tail_put(tvm_source *src, size_t si, tvm_chunk *tail, size_t n)
+{
+    tvm_ser *s = &src->ser[si];
+    const tvm_chunk *last = s->nchunks ? &s->chunks[s->nchunks - 1] : NULL;
+    int rc = 0;
+
+    for (size_t c = 0; c < n; c++) {
+        const tvm_block *b = tail[c].mem;
+        for (uint32_t i = 0; rc == 0 && i < b->n; i++) {
+            tss_point p = {b->step[i], b->t_ns[i], b->value[i], tail[c].gen};
+            if (last && (p.generation < last->gen || (p.generation == last->gen && p.step <= last->step_last)))
+                continue;
+            rc = tvm__series_append(src, si, &p, 1);
+        }
+        free(tail[c].mem);
+    }
+    free(tail);
+    return rc;
+}
+
+/* ---- rows ------------------------------------------------------------------------ */
+
+typedef struct tvm_sync {
+    tvm_source *src;
+    size_t *tail_n;             /* per series: memory chunks taken off (attached source) */
+    tvm_chunk **tail;
+} tvm_sync;
+
+static int tvm_row_new(void *ctx, const tss_chunk_row *r)
+{
+    tvm_sync *y = ctx;
+    tvm_source *src = y->src;
+    size_t si = tvm__series_find(src, r->series_id);
+    tvm_chunk c;
+
+    if (r->id > src->max_chunk)
+        src->max_chunk = r->id;
+    if (si == SIZE_MAX || r->id <= src->ser[si].max_store_id)
+        return 0;
+    if (y->tail && !y->tail[si] && src->ser[si].nchunks && src->ser[si].chunks[src->ser[si].nchunks - 1].mem)
+        y->tail_n[si] = tvm_tail_take(&src->ser[si], &y->tail[si]);
+    tvm_chunk_from_row(r, &c);
+    return tvm__series_add_chunk(src, si, &c);
+}
+
+/* The last store chunk of a series may have grown since it was read. */
+static int tvm_row_refresh(tvm_source *src, size_t si)
+{
+    tvm_ser *s = &src->ser[si];
+    size_t k = s->nchunks;
+    tss_chunk_row r;
+    tvm_chunk *c;
+    int64_t from_step, from_t;
+    int rc;
+
+    while (k > 0 && s->chunks[k - 1].mem)
+        k--;
+    if (k == 0 || s->chunks[k - 1].n >= TVM_BLOCK_POINTS)
+        return 0;
+    c = &s->chunks[k - 1];
+    rc = tss_chunks_row(src->stq, c->id, &r);
+    if (rc < 0)
+        return tvm_file_fail(src, rc);
+    if ((uint32_t)r.n == c->n)
+        return 0;
+    if ((uint32_t)r.n < c->n || r.step_first != c->step_first || r.gen != c->gen)
+        return tvm__fail(src, -EINVAL, "%s: chunk %lld: corrupt chunk row (it shrank or moved)", src->where,
+                         (long long)c->id);
+    from_step = c->step_last;
+    from_t = c->t_last;
+    tvm_chunk_from_row(&r, c);
+    tvm__series_changed(src, si, from_step, from_t);
+    src->changed |= TVM_CHANGED_POINTS;
+    return 0;
+}
+
+/* ---- runs, series, events, gaps ------------------------------------------------------ */
+
+static int tvm_run_row(void *ctx, const tss_run *r)
+{
+    tvm_source *src = ctx;
+    size_t i = tvm__run_find(src, r->id);
+    tvm_run d = {.id = r->id, .project = r->project, .name = r->name, .status = r->status,
+                 .world_size = r->world_size, .created_ns = r->created_ns, .updated_ns = r->updated_ns,
+                 .ended_ns = r->ended_ns};
+
+    if (i != SIZE_MAX) {    /* counted from the events and gaps */
+        d.resumes = src->runs[i].resumes;
+        d.dropped = src->runs[i].dropped;
+    }
+    return tvm__run_upsert(src, &d, NULL) < 0 ? -ENOMEM : 0;
+}
+
+static int tvm_series_row(void *ctx, const tss_series_row *r)
+{
+    tvm_source *src = ctx;
+    size_t run = tvm__run_find(src, r->run_id);
+
+    if (r->id > src->max_series)
+        src->max_series = r->id;
+    if (run == SIZE_MAX)
+        return 0;
+    return tvm__series_upsert(src, run, r->id, r->rank, r->name, NULL);
+}
+
+static int tvm_event_row(void *ctx, const tss_event *e)
+{
+    tvm_source *src = ctx;
+    size_t run = tvm__run_find(src, e->run_id);
+
+    if (e->id > src->max_event)
+        src->max_event = e->id;
+    if (run == SIZE_MAX)
+        return 0;
+    if (strcmp(e->kind, "resume") == 0)
+        src->runs[run].resumes++;
+    return tvm__event_add(src, run, e->rank, e->step, e->t_ns, e->kind, e->text);
+}
+
+static int tvm_gap_row(void *ctx, int64_t id, const tss_gap *g)
+{
+    tvm_source *src = ctx;
+    size_t run = tvm__run_find(src, g->run_id);
+    tvm_gap d;
+
+    if (id > src->max_gap)
+        src->max_gap = id;
+    if (run == SIZE_MAX)
+        return 0;
+    src->runs[run].dropped += g->count;
+    d = (tvm_gap){.run = run, .rank = g->rank, .count = g->count, .step_first = g->step_first,
+                  .step_last = g->step_last, .t_first_ns = g->t_first_ns, .t_last_ns = g->t_last_ns};
+    return tvm__gap_add(src, &d);
+}
+
+/* ---- sync --------------------------------------------------------------------------- */
+
+/* Bring the arrays up to the store's newest commit. first: the open. */
+static int tvm_file_sync(tvm_source *src, int first)
+{
+    int64_t mc, ms, me, mg;
+    size_t nser_before = src->nser;
+    tvm_sync y = {.src = src};
+    int rc;
+
+    if (src->import_meta && (rc = tss_chunks_runs(src->stq, tvm_run_row, src)) < 0)
+        return rc == -ENOMEM ? rc : tvm_file_fail(src, rc);
+    rc = tss_chunks_max_ids(src->stq, &mc, &ms, &me, &mg);
+    if (rc < 0)
+        return tvm_file_fail(src, rc);
+    if (src->import_meta && ms > src->max_series && (rc = tss_chunks_series(src->stq, src->max_series, tvm_series_row, src)) < 0)
+        return src->err[0] ? rc : tvm_file_fail(src, rc);
+    if (src->import_meta && me > src->max_event && (rc = tss_chunks_events(src->stq, src->max_event, tvm_event_row, src)) < 0)
+        return src->err[0] ? rc : tvm_file_fail(src, rc);
+    if (src->import_meta && mg > src->max_gap && (rc = tss_chunks_gaps(src->stq, src->max_gap, tvm_gap_row, src)) < 0)
+        return src->err[0] ? rc : tvm_file_fail(src, rc);
+    /* rows that grew: only the last of each series held before this sync */
+    for (size_t i = 0; !first && i < nser_before; i++)
+        if ((rc = tvm_row_refresh(src, i)) < 0)
+            return rc;
+    if (mc <= src->max_chunk)
+        return 0;
+    if (!src->import_meta) {
+        y.tail = calloc(src->nser ? src->nser : 1, sizeof *y.tail);
+        y.tail_n = calloc(src->nser ? src->nser : 1, sizeof *y.tail_n);
+        if (!y.tail || !y.tail_n) {
+            free(y.tail);
+            free(y.tail_n);
+            return tvm__fail(src, -ENOMEM, "out of memory");
+        }
+    }
+    if (first && src->run_filter) {
+        /* a few runs of a big store: only their series' rows */
+        for (size_t i = 0; i < src->nser && rc >= 0; i++)
+            rc = tss_chunks_list(src->stq, src->ser[i].pub.id, 0, tvm_row_new, &y);
+        src->max_chunk = mc;
+    } else {
+        rc = tss_chunks_list(src->stq, 0, src->max_chunk, tvm_row_new, &y);
+    }
+    if (rc < 0 && !src->err[0])
+        rc = tvm_file_fail(src, rc);
+    for (size_t i = 0; y.tail && i < src->nser; i++) {
+        int rc2 = y.tail[i] ? tvm_tail_put(src, i, y.tail[i], y.tail_n[i]) : 0;
+        if (rc >= 0 && rc2 < 0)
+            rc = rc2;
+    }
+    free(y.tail);
+    free(y.tail_n);
+    return rc < 0 ? rc : 0;
+}
+
+int tvm__file_open(tvm_source *src, const char *path, const tvm_open_opts *opts, int import_meta)
+{
+    char err[512];
+    int rc;
+
+    rc = tss_open(&src->st, path, NULL, err, sizeof err);
+    if (rc < 0)
+        return tvm__fail(src, rc, "%s", err);
+    rc = tss_chunks_open(src->st, &src->stq);
+    if (rc < 0)
+        return tvm_file_fail(src, rc);
+    src->import_meta = import_meta;
+    if (opts && opts->nruns) {
+        src->run_filter = calloc(opts->nruns, sizeof *src->run_filter);
+        if (!src->run_filter)
+            return tvm__fail(src, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < opts->nruns; i++) {
+            rc = tss_find_run(src->st, opts->runs[i], &src->run_filter[i]);
+            if (rc < 0)
+                return tvm_file_fail(src, rc);
+        }
+        src->nrun_filter = opts->nruns;
+    }
+    rc = tss_chunks_changed(src->stq);  /* the baseline of the first poll */
+    if (rc < 0)
+        return tvm_file_fail(src, rc);
+    src->err[0] = 0;
+    return tvm_file_sync(src, 1);
+}
+
+int tvm__file_poll(tvm_source *src)
+{
+    int rc = tss_chunks_changed(src->stq);
+
+    if (rc < 0)
+        return tvm_file_fail(src, rc);
+    if (rc == 0)
+        return 0;
+    src->err[0] = 0;
+    return tvm_file_sync(src, 0);
+}
+
+void tvm__file_close(tvm_source *src)
+{
+    tss_chunks_close(src->stq);
+    src->stq = NULL;
+    tss_close(src->st);
+    src->st = NULL;
+}
+
+int tvm__attach_store(tvm_source *src, const char *path)
+{
+    int rc;
+
+    if (src->st)
+        return 0;
+    rc = tvm__file_open(src, path, NULL, 0);
+    if (rc < 0) {
+        tvm__file_close(src);
+        return rc;
+    }
+    return 0;
+}
