@@ -275,12 +275,13 @@ static void tvm_fold_block(const tvm_map *m, const tvm_block *blk, const tvm_vch
 static int tvm_reduce(tvm_source *src, tvm_ser *s, const tvm_vchunk *v, size_t nv, int xtime,
                       const tvm_map *m, size_t b0, size_t b1, tss_bucket *out)
 {
-    int64_t xa = (int64_t)((uint64_t)m->x_from + m->lo[b0]);
-    int64_t xb = b1 >= m->ncols ? m->x_to : (int64_t)((uint64_t)m->x_from + m->lo[b1] - 1);
+    int64_t xa, xb;
     size_t k = 0, hi = nv;
 
     if (b0 >= b1)
         return 0;
+    xa = (int64_t)((uint64_t)m->x_from + m->lo[b0]);
+    xb = b1 >= m->ncols ? m->x_to : (int64_t)((uint64_t)m->x_from + m->lo[b1] - 1);
     /* first chunk whose visible x reaches xa (the upper bounds never go back) */
     while (k < hi) {
         size_t mid = k + (hi - k) / 2;
