@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -453,6 +454,46 @@ static int tss_points_chunk(tss_store *st, int64_t sid, const tss_chunk *c, void
     return 0;
 }
 
+/* First pass: the chunk rows' counts bound the result (hidden and
+ * out-of-range points included). */
+static int tss_points_count(tss_store *st, int64_t sid, const tss_chunk *c, void *ctx)
+{
+    tss_points_ctx *p = ctx;
+
+    (void)st;
+    (void)sid;
+    p->cap += (size_t)c->sum.count;
+    return 0;
+}
+
+/* One allocation for the whole result. A large one is 2 MiB aligned and
+ * advised as huge pages (where the kernel has them on madvise): a fresh 32 MB
+ * result then costs 16 page faults instead of 8192, a third of a 1M-point
+ * read's time otherwise. The caller frees it with free() either way. */
+static int tss_points_alloc(tss_store *st, tss_points_ctx *p)
+{
+    size_t bytes = p->cap * sizeof *p->pts, huge = (size_t)2 << 20;
+    void *mem = NULL;
+
+    if (p->cap == 0)
+        return 0;
+    if (bytes >= huge) {
+        bytes = (bytes + huge - 1) / huge * huge;
+        if (posix_memalign(&mem, huge, bytes) != 0)
+            mem = NULL;
+#ifdef MADV_HUGEPAGE
+        if (mem)
+            madvise(mem, bytes, MADV_HUGEPAGE);
+#endif
+    } else {
+        mem = malloc(bytes);
+    }
+    if (!mem)
+        return tss_oom(st);
+    p->pts = mem;
+    return 0;
+}
+
 static int tss_point_before(const tss_point *a, const tss_point *b)
 {
     return a->step < b->step || (a->step == b->step && a->generation < b->generation);
@@ -508,6 +549,10 @@ int tss_read_points(tss_store *st, int64_t series_id, int64_t step_from, int64_t
     if (step_from > step_to)
         return 0;
     rc = tss_read_begin(st);
+    if (rc == 0)
+        rc = tss_scan(st, series_id, step_from, step_to, all, tss_points_count, &ctx);
+    if (rc == 0)
+        rc = tss_points_alloc(st, &ctx);
     if (rc == 0)
         rc = tss_scan(st, series_id, step_from, step_to, all, tss_points_chunk, &ctx);
     rc = tss_read_end(st, rc);
