@@ -36,6 +36,7 @@ struct tad_parser {
     enum fmt fmt;
     int64_t last_step;                  /* llmc val loss, hf eval dicts */
     int have_step;
+    int cpu_llmc;                       /* the last step line was train_gpt2.c's */
     int64_t hf_count;                   /* hf: training dicts seen */
     int hf_every;
     pattern *pats;
@@ -235,8 +236,31 @@ static void scan_phrases(tad_parser *p, const char *s, tad_sample *out, size_t c
                 next = we;
             }
         }
+        /* llm.c: "42.2% bf16 MFU": the words after a nameless number name it. */
+        char after[TAD_NAME_MAX] = "";
+        if (!words[0] && ulen) {
+            const char *w = next;
+            while (*w == ' ')
+                w++;
+            const char *we = w;
+            while (*we && *we != '|' && *we != ',' && *we != '(' && *we != ')')
+                we++;
+            if (we > w && !number_at(w, &(double){0})) {
+                snprintf(after, sizeof after, "%.*s", (int)(we - w), w);
+                next = we;
+            }
+        }
         char name[TAD_NAME_MAX];
-        if (ulen == 1 && *e == 'z') {
+        if (after[0]) {
+            const char *suf = unit_suffix(e, ulen);
+            if (strcasestr(after, "mfu"))
+                snprintf(name, sizeof name, "mfu%s%s", suf ? "_" : "", suf ? suf : "");
+            else
+                snprintf(name, sizeof name, "%s%s%s", after, suf ? "_" : "", suf ? suf : "");
+            for (char *q = name; *q; q++)
+                if (*q == ' ')
+                    *q = '_';
+        } else if (ulen == 1 && *e == 'z') {
             snprintf(name, sizeof name, "%s_z", last);
         } else {
             const char *suf = unit_suffix(e, ulen);
@@ -303,16 +327,23 @@ static int parse_nanogpt_llmc(tad_parser *p, const char *line, int64_t *step, ta
         if (n > 0) {
             p->last_step = *step;
             p->have_step = 1;
+            /* train_gpt2.cu prints "step N/M |" with N = loop step + 1,
+             * train_gpt2.c "step N:" with the loop step itself */
+            p->cpu_llmc = rest[-1] == ':' && !memchr(line, '/', (size_t)(rest - line));
         }
         return n;
     }
-    /* llm.c prints "val loss %f" before the step it belongs to is printed
-     * again, i.e. right after the line of that step. */
+    /* llm.c prints "val loss %f" at the top of loop step s, before that
+     * step's own line: train_gpt2.cu's previous line said "step s/M",
+     * train_gpt2.c's said "step s-1:". Before any step line it is step 0. */
     const char *s = line + strspn(line, " \t");
-    if (llmc && p->have_step && strncmp(s, "val loss ", 9) == 0) {
+    if (llmc && strncmp(s, "val loss ", 9) == 0) {
         double v;
-        if (tad_parse_double(s + 9, &v) == 0) {
-            *step = p->last_step;
+        char num[64];
+        snprintf(num, sizeof num, "%s", s + 9);
+        num[strcspn(num, " \t\r")] = 0;
+        if (tad_parse_double(num, &v) == 0) {
+            *step = !p->have_step ? 0 : p->cpu_llmc ? p->last_step + 1 : p->last_step;
             emit(p, out, cap, &n, "val/loss", v);
         }
     }
@@ -345,7 +376,7 @@ static int scan_pairs(tad_parser *p, const char *s, int modded, int64_t *step, t
     int n = 0, got_step = 0;
     const char *line = s;
     while (*s) {
-        if (!is_key_char(*s) || (s > line && is_key_char(s[-1]))) {
+        if (!(isalpha((unsigned char)*s) || *s == '_') || (s > line && is_key_char(s[-1]))) {
             s++;
             continue;
         }
@@ -383,9 +414,9 @@ static int scan_pairs(tad_parser *p, const char *s, int modded, int64_t *step, t
             continue;
         }
         const char *u = e;
-        while (isalpha((unsigned char)*u) || *u == '%')
+        while (isalpha((unsigned char)*u) || *u == '%' || *u == '/')
             u++;
-        if (is_key_char(*u) && *u != '-' && *u != '.') { /* "3abc_x": not a value */
+        if (is_key_char(*u) && *u != '-' && *u != '.') { /* "3_x", "3a9": not a value */
             s = u;
             continue;
         }
@@ -492,6 +523,18 @@ static int parse_hf(tad_parser *p, const char *line, int64_t *step, tad_sample *
         snprintf(name, sizeof name, "%.*s", (int)klen, k);
         emit(p, out, cap, &n, name, v);
     }
+    /* Eval dicts and the final summary repeat the epoch of the training dict
+     * logged at the same step: one point of it is enough. */
+    if (!is_train || is_eval)
+        for (int i = 0; i < n; i++)
+            if (strcmp(out[i].name, "epoch") == 0) {
+                for (int j = i; j + 1 < n; j++) {
+                    snprintf(p->names[j], TAD_NAME_MAX, "%s", p->names[j + 1]);
+                    out[j].value = out[j + 1].value;
+                }
+                n--;
+                break;
+            }
     if (n == 0)
         return 0;
     if (explicit_step) {

@@ -47,6 +47,7 @@ static void tail_usage(FILE *out)
             "  --hf-logging-steps N   hf: the Trainer's logging_steps (step of the n-th dict = n*N)\n"
             "  --poll-ms N        how often a file at its end is checked (default 100)\n"
             "  --timeout-ms N     how long to wait for the collector at exit (default 10000)\n"
+            "  --dry-run          publish nothing: print 'step metric value' for each parsed point\n"
             "FILE is followed like `tail -F` (growth, rotation, truncation); - or no FILE reads stdin.\n",
             tad_format_names());
 }
@@ -55,7 +56,7 @@ typedef struct tail_args {
     const char *format, *run, *project, *endpoint, *path;
     const char *patterns[16];
     int npatterns;
-    int once, echo, hf_steps, poll_ms, timeout_ms;
+    int once, echo, hf_steps, poll_ms, timeout_ms, dry_run;
 } tail_args;
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -79,6 +80,7 @@ static int parse_tail_args(int argc, char **argv, tail_args *a)
         {"echo", no_argument, NULL, 'E'},           {"no-echo", no_argument, NULL, 'N'},
         {"hf-logging-steps", required_argument, NULL, 'H'},
         {"poll-ms", required_argument, NULL, 'l'},  {"timeout-ms", required_argument, NULL, 't'},
+        {"dry-run", no_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof *a);
@@ -102,6 +104,7 @@ static int parse_tail_args(int argc, char **argv, tail_args *a)
         case 'P': a->project = optarg; break;
         case 'e': a->endpoint = optarg; break;
         case 'o': a->once = 1; break;
+        case 'D': a->dry_run = 1; break;
         case 'E': a->echo = 1; break;
         case 'N': a->echo = 0; break;
         case 'H':
@@ -145,7 +148,7 @@ static int parse_tail_args(int argc, char **argv, tail_args *a)
                 a->format);
         return 2;
     }
-    if (!a->run || !a->run[0]) {
+    if ((!a->run || !a->run[0]) && !a->dry_run) {
         fprintf(stderr, "trainscope tail: --run NAME is required (the run the metrics go to)\n");
         return 2;
     }
@@ -218,8 +221,9 @@ int tad_tail_main(int argc, char **argv)
     }
     int echo = a.echo >= 0 ? a.echo : tad_follow_is_stream(f);
     install_handlers();
-    sink = open_sink_signals_blocked(&a, err, sizeof err);
-    if (!sink) {
+    if (!a.dry_run)
+        sink = open_sink_signals_blocked(&a, err, sizeof err);
+    if (!sink && !a.dry_run) {
         fprintf(stderr, "trainscope tail: %s\n", err);
         goto out;
     }
@@ -241,7 +245,8 @@ int tad_tail_main(int argc, char **argv)
                                                         : "was truncated";
             fprintf(stderr, "trainscope tail: %s %s; reading it from the start\n", a.path, what);
             snprintf(err, sizeof err, "log %s %s", a.path, what);
-            tad_sink_event(sink, last_step, "note", err);
+            if (sink)
+                tad_sink_event(sink, last_step, "note", err);
             continue;
         }
         lines++;
@@ -258,9 +263,16 @@ int tad_tail_main(int argc, char **argv)
             continue;
         parsed++;
         last_step = step;
-        for (int i = 0; i < n; i++)
-            if (tad_sink_log(sink, s[i].name, step, 0, s[i].value, err, sizeof err) < 0)
+        for (int i = 0; i < n; i++) {
+            if (!sink)
+                printf("%" PRId64 " %s %.17g\n", step, s[i].name, s[i].value);
+            else if (tad_sink_log(sink, s[i].name, step, 0, s[i].value, err, sizeof err) < 0)
                 fprintf(stderr, "trainscope tail: %s\n", err);
+        }
+    }
+    if (!sink) {
+        status = 0;
+        goto out;
     }
     uint64_t points = tad_sink_points(sink), dropped = tad_sink_dropped(sink);
     int ok = tad_sink_end(sink, stop_flag ? "detached" : "finished", err, sizeof err) == 0;
