@@ -250,7 +250,7 @@ static void scan_phrases(tad_parser *p, const char *s, tad_sample *out, size_t c
                 next = we;
             }
         }
-        char name[TAD_NAME_MAX];
+        char name[2 * TAD_NAME_MAX + 16];
         if (after[0]) {
             const char *suf = unit_suffix(e, ulen);
             if (strcasestr(after, "mfu"))
@@ -529,7 +529,7 @@ static int parse_hf(tad_parser *p, const char *line, int64_t *step, tad_sample *
         for (int i = 0; i < n; i++)
             if (strcmp(out[i].name, "epoch") == 0) {
                 for (int j = i; j + 1 < n; j++) {
-                    snprintf(p->names[j], TAD_NAME_MAX, "%s", p->names[j + 1]);
+                    memcpy(p->names[j], p->names[j + 1], TAD_NAME_MAX);
                     out[j].value = out[j + 1].value;
                 }
                 n--;
