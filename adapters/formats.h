@@ -5,7 +5,7 @@
  * which case the caller passes it through untouched. Values are parsed with
  * strtod from the text exactly as printed; the step is taken from the line.
  *
- * Built-in formats (names as stored; docs/adapters.md has the full table):
+ * Built-in formats (names as stored; tests/data/ holds real lines of each):
  *   nanogpt   karpathy/nanoGPT train.py
  *             "iter 100: loss 2.3456, time 31.20ms, mfu 12.34%"
  *                 -> loss, time_ms, mfu_pct (mfu -100.00%, the "not measured
@@ -15,9 +15,12 @@
  *   llmc      karpathy/llm.c train_gpt2.cu and train_gpt2.c
  *             "step   42/74 | loss 3.512345 (+0.12z)| norm 1.2345 (+0.50z)| lr 6.00e-04 | 123.45 ms | 12345 tok/s"
  *                 -> loss, loss_z, norm, norm_z, lr, time_ms, tok_per_s
+ *             (newer train_gpt2.cu adds "| 42.2% bf16 MFU |" -> mfu_pct)
  *             "step 1: train loss 4.677779 (took 1234.567 ms)"
  *                 -> train/loss, time_ms
- *             "val loss 3.456" -> val/loss at the step of the last step line
+ *             "val loss 3.456" -> val/loss of the loop step it was computed at:
+ *                 the last "step N/M" (train_gpt2.cu prints N = step + 1), or
+ *                 the last "step N:" + 1 (train_gpt2.c); 0 before any
  *   hf        Hugging Face Trainer's printed dicts (Python repr, also after
  *             tqdm's carriage returns, np.float64(x) values accepted)
  *             "{'loss': 2.31, 'grad_norm': 1.2, 'learning_rate': 5e-05, 'epoch': 0.1}"

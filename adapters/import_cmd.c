@@ -321,7 +321,7 @@ int tad_import_main(int argc, char **argv)
         {"timeout-ms", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    tad_sink_opts so = {.timeout_ms = 60000};
+    tad_sink_opts so = {.timeout_ms = 60000, .connect_ms = 5000};
     const char *run = NULL;
     int c;
     optind = 1;

@@ -100,6 +100,16 @@ int tad_sink_begin(tad_sink *s, const char *name, int rank, int world_size, char
                  s->o.endpoint ? s->o.endpoint : "", ts_strerror(rc));
         return -1;
     }
+    /* ts_flush also waits for the collector to have stored the run. */
+    if (s->o.connect_ms > 0 && ts_flush(s->run, s->o.connect_ms) < 0) {
+        snprintf(err, errlen,
+                 "no collector answered at %s within %d ms (start one with `trainscope collect`, "
+                 "or write a store directly with --store FILE)",
+                 s->o.endpoint ? s->o.endpoint : "the default endpoint", s->o.connect_ms);
+        ts_close(s->run, 0);
+        s->run = NULL;
+        return -1;
+    }
     s->open = 1;
     return 0;
 }

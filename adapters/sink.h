@@ -23,6 +23,9 @@ typedef struct tad_sink_opts {
     const char *store;       /* non-NULL: write this store file instead */
     const char *project;     /* runs' project, NULL for none */
     int timeout_ms;          /* how long ending a run waits for the collector; < 0 forever */
+    int connect_ms;          /* > 0: beginning a run fails unless the collector has stored
+                                it within this time (importers: a wrong endpoint fails fast);
+                                0: it may start later (tail) */
 } tad_sink_opts;
 
 typedef struct tad_sink tad_sink;

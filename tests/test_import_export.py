@@ -391,6 +391,8 @@ def bad_usage(col):
         (["import", "csv", "a.csv", "--endpoint", "tcp://127.0.0.1:1", "--store", "x.db"], 2,
          "exclude each other"),
         (["import", "tfevents", empty, "--timeout-ms", "soon"], 2, "--timeout-ms"),
+        (["import", "csv", os.path.join(col.tmp, "wide.csv"), "--run", "x", "--endpoint",
+          f"ipc://{col.tmp}/nobody-here"], 1, "no collector answered at ipc://"),
         (["export", col.store, "src", "--format", "tfevents"], 2, "needs --out DIR"),
         (["export", col.store, "nosuchrun", "--format", "tfevents", "--out", empty], 1,
          "no run named 'nosuchrun'"),
