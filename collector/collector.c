@@ -37,7 +37,12 @@
 #include "store.h"
 #include "wire.h"
 
-#define INGEST_RCVHWM 64        /* per publisher; 64 x 16 MiB bounds a flooder's queue */
+/* Messages queued per publisher in libzmq: 8 BATCHes of 64K samples (about
+ * 15 MiB) keep ingest busy for a commit interval, and bound what a fast
+ * publisher parks in the collector (64 let the resident size swing by
+ * 100 MiB per publisher while ingesting; bench_ingest --watch); a flooder of
+ * 16 MiB messages parks at most 128 MiB. */
+#define INGEST_RCVHWM 8
 #define INGEST_BURST 64         /* messages per poll round */
 #define INGEST_LINGER_MS 1000   /* how long close waits for the last ACKs to leave */
 #define MAX_IDENTITY 255        /* ZeroMQ routing ids are 1..255 bytes */
