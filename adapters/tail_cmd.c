@@ -219,7 +219,8 @@ int tad_tail_main(int argc, char **argv)
         fprintf(stderr, "trainscope tail: %s\n", err);
         goto out;
     }
-    int echo = a.echo >= 0 ? a.echo : tad_follow_is_stream(f);
+    /* --dry-run prints what it parsed; the echo would drown it */
+    int echo = a.echo >= 0 ? a.echo : tad_follow_is_stream(f) && !a.dry_run;
     install_handlers();
     if (!a.dry_run)
         sink = open_sink_signals_blocked(&a, err, sizeof err);
