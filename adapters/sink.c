@@ -172,6 +172,19 @@ static int log_store(tad_sink *s, const char *metric, int64_t step, int64_t t, d
     return 0;
 }
 
+/* Reading a backlog (a long log file) can outrun the collector; the ring
+ * holds 2^20 samples, so past half of that wait for acknowledgements, in
+ * slices that let a signal end the wait. */
+static void wait_until_caught_up(tad_sink *s)
+{
+    ts_stats st;
+    ts_get_stats(s->run, &st);
+    if (st.logged - st.acked < (1u << 19))
+        return;
+    while (ts_flush(s->run, 200) == TS_ETIMEDOUT && !(s->o.stop && *s->o.stop))
+        ;
+}
+
 int tad_sink_log(tad_sink *s, const char *metric, int64_t step, int64_t t_ns, double value,
                  char *err, size_t errlen)
 {
@@ -196,6 +209,8 @@ int tad_sink_log(tad_sink *s, const char *metric, int64_t step, int64_t t_ns, do
             return -1;
         }
     }
+    if (!t_ns && s->o.wait_when_behind && (++s->since_sync & 4095) == 0)
+        wait_until_caught_up(s);
     int rc = t_ns ? ts_log_at(s->run, id, step, t_ns, value) : ts_log_id(s->run, id, step, value);
     if (rc == TS_EDROPPED) {
         s->dropped++; /* counted by the library too and stored as a gap */

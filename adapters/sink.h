@@ -15,6 +15,7 @@
 #ifndef TRAINSCOPE_SINK_H
 #define TRAINSCOPE_SINK_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,10 @@ typedef struct tad_sink_opts {
     int connect_ms;          /* > 0: beginning a run fails unless the collector has stored
                                 it within this time (importers: a wrong endpoint fails fast);
                                 0: it may start later (tail) */
+    int wait_when_behind;    /* live logging (t_ns 0): when the collector falls half a ring
+                                behind, wait for it instead of dropping (a followed file can
+                                wait; a trainer's pipe must not) */
+    volatile sig_atomic_t *stop; /* ends such a wait early (signal handler flag), may be NULL */
 } tad_sink_opts;
 
 typedef struct tad_sink tad_sink;

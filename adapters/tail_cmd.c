@@ -175,12 +175,14 @@ static tad_parser *make_parser(const tail_args *a)
 
 /* The run's I/O thread (and ZeroMQ's) must not take SIGINT/SIGTERM: only
  * this thread's blocking read is to be interrupted by them. */
-static tad_sink *open_sink_signals_blocked(const tail_args *a, char *err, size_t errlen)
+static tad_sink *open_sink_signals_blocked(const tail_args *a, int stream, char *err,
+                                           size_t errlen)
 {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    tad_sink_opts so = {.endpoint = a->endpoint, .project = a->project, .timeout_ms = a->timeout_ms};
+    tad_sink_opts so = {.endpoint = a->endpoint, .project = a->project, .timeout_ms = a->timeout_ms,
+                        .wait_when_behind = !stream, .stop = &stop_flag};
     tad_sink *s = tad_sink_open(&so, err, errlen);
     if (s && tad_sink_begin(s, a->run, 0, 1, err, errlen) < 0) {
         tad_sink_close(s);
@@ -223,7 +225,7 @@ int tad_tail_main(int argc, char **argv)
     int echo = a.echo >= 0 ? a.echo : tad_follow_is_stream(f) && !a.dry_run;
     install_handlers();
     if (!a.dry_run)
-        sink = open_sink_signals_blocked(&a, err, sizeof err);
+        sink = open_sink_signals_blocked(&a, tad_follow_is_stream(f), err, sizeof err);
     if (!sink && !a.dry_run) {
         fprintf(stderr, "trainscope tail: %s\n", err);
         goto out;
