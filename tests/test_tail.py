@@ -324,6 +324,31 @@ def follow_file(col):
     check("rotated" in out and "truncated" in out, "follow: both are recorded as events of the run")
 
 
+def backlog(col):
+    """A long existing log (more samples than the client's ring of 2^20)
+    while the collector is frozen: tail waits for it instead of dropping."""
+    path = os.path.join(col.tmp, "backlog.log")
+    with open(path, "w") as f:
+        for s in range(150_000):
+            f.write(f"step={s} a={s} b={s + 0.5} c=1 d=2 e=3 f=4 g=5 h=6\n")
+    col.proc.send_signal(signal.SIGSTOP)
+    try:
+        p = subprocess.Popen([TRAINSCOPE, "tail", "--format", "kv", path, "--run", "backlog",
+                              "--endpoint", col.ingest, "--once", "--timeout-ms", "120000"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(4)
+    finally:
+        col.proc.send_signal(signal.SIGCONT)
+    rc = p.wait(timeout=120)
+    err = p.stderr.read().decode()
+    check(rc == 0 and "1200000 points" in err, f"backlog: 1,200,000 points published ({err.strip()})")
+    runs = {r["name"]: r for r in col.query({"op": "runs"})[0]["runs"]}
+    r = runs.get("backlog", {})
+    check(r.get("points") == 1_200_000 and r.get("dropped") == 0,
+          f"backlog: all stored, none dropped although the collector was frozen "
+          f"({r.get('points')}, {r.get('dropped')})")
+
+
 def bad_usage(col):
     log = os.path.join(DATA, "nanogpt.log")
     cases = [
@@ -353,6 +378,7 @@ def main():
         pipe_echo(col)
         pipe_sigterm(col)
         follow_file(col)
+        backlog(col)
         bad_usage(col)
     finally:
         check(col.stop() == 0, "collector exits 0")
