@@ -328,6 +328,8 @@ int tad_import_csv(const tad_sink_opts *so, const char *path, const char *run)
         fprintf(stderr, "trainscope import: cannot read %s: %s\n", path, strerror(errno));
         return 1;
     }
+    if (c.len >= 3 && memcmp(c.text, "\xEF\xBB\xBF", 3) == 0)
+        c.pos = 3; /* the byte-order mark spreadsheets put first */
     char *hdr[MAX_COLS];
     int nh = read_record(&c, hdr, MAX_COLS);
     if (nh <= 0 || (nh == 1 && !hdr[0][0])) {

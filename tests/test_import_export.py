@@ -334,7 +334,7 @@ def round_trips(col):
 def csv_wide(col):
     path = os.path.join(col.tmp, "wide.csv")
     with open(path, "w") as f:
-        f.write("step,train/loss,acc,wall_ns\r\n1,2.5,0.5,1700000000001000000\r\n"
+        f.write("\ufeffstep,train/loss,acc,wall_ns\r\n1,2.5,0.5,1700000000001000000\r\n"
                 "2,,0.625,1700000000002000000\r\n3,1.75,nan,1700000000003000000\r\n")
     rc, out, err = cli(TRAINSCOPE, "import", "csv", path, "--run", "wide", "--endpoint", col.ingest)
     check(rc == 0 and "wide layout" in err, f"csv wide: import exits 0 ({err.strip()})")
@@ -344,7 +344,7 @@ def csv_wide(col):
                   ("acc", 1): (1700000000001000000, bits(0.5)),
                   ("acc", 2): (1700000000002000000, bits(0.625)),
                   ("acc", 3): (1700000000003000000, 0x7FF8000000000000)},
-          "csv wide: one series per column, empty cells skipped, CRLF lines, exact values")
+          "csv wide: one series per column, empty cells skipped, BOM and CRLF lines, exact values")
 
 
 def csv_bad(col):
