@@ -236,6 +236,53 @@ static void parser_edges(void)
           "malformed numbers refused");
 }
 
+/* Every parser on mutations of real lines of every format: no crash, no
+ * read past the line (ASan), never more samples than asked for. */
+static void parsers_survive_garbage(void)
+{
+    static const char *const lines[] = {
+        "iter 100: loss 2.3456, time 31.20ms, mfu 12.34%",
+        "step 2000: train loss 1.2345, val loss 1.4567",
+        "step   42/74 | loss 3.512345 (+0.12z)| norm 1.2345 (+0.50z)| lr 6.00e-04 | 123.45 ms | 42.2% bf16 MFU | 12345 tok/s",
+        "step 1: train loss 4.677779 (took 1234.567 ms)",
+        "val loss 3.456",
+        "{'loss': 2.31, 'grad_norm': np.float64(1.2), 'learning_rate': 5e-05, 'epoch': 0.1}",
+        "\r 10%|#  | 5/50\r{'eval_loss': 'nan', \"x\": None, 'step': 7}",
+        "step:125/7500 val_loss:4.5156 train_time:25705ms step_avg:nanms",
+        "2024-05-01 12:00:01 step=100 loss: 2.3 lr=3e-4 tput=12tok/s",
+    };
+    static const char *const formats[] = {"nanogpt", "llmc", "hf", "modded-nanogpt", "kv", "pattern"};
+    char err[256], buf[512];
+    tad_sample s[TAD_MAX_SAMPLES];
+    uint64_t seed = 12345;
+    for (size_t f = 0; f < sizeof formats / sizeof formats[0]; f++) {
+        tad_parser *p = tad_parser_new(formats[f], 10, err, sizeof err);
+        if (f == 5)
+            tad_parser_add_pattern(p, "(?<step>[0-9]+)[^0-9]+(?<x>[-+.0-9e]+)(.*)(?<y>nan|[0-9]+)", err,
+                                   sizeof err);
+        for (int iter = 0; iter < 20000; iter++) {
+            const char *src = lines[(size_t)iter % (sizeof lines / sizeof lines[0])];
+            size_t n = strlen(src);
+            memcpy(buf, src, n + 1);
+            for (int m = 0; m < 4; m++) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                size_t at = (seed >> 33) % (n + 1);
+                if (at < n)
+                    buf[at] = (char)(seed >> 56 ? seed >> 56 : 'x');
+                else
+                    buf[(seed >> 40) % (n + 1)] = 0; /* cut the line short */
+            }
+            int64_t step;
+            size_t cap = 1 + (size_t)iter % 3;
+            int k = tad_parse_line(p, buf, &step, s, cap);
+            CHECK(k >= 0 && (size_t)k <= cap, "format %s: %d samples for cap %zu", formats[f], k, cap);
+            for (int i = 0; i < k; i++)
+                CHECK(strlen(s[i].name) < TAD_NAME_MAX, "name length");
+        }
+        tad_parser_free(p);
+    }
+}
+
 int main(void)
 {
     crc_known_values();
@@ -243,6 +290,7 @@ int main(void)
     tfrecord_framing();
     decoders_survive_garbage();
     parser_edges();
+    parsers_survive_garbage();
     if (failures) {
         printf("%d check(s) failed\n", failures);
         return 1;
