@@ -48,7 +48,9 @@ static void tail_usage(FILE *out)
             "  --poll-ms N        how often a file at its end is checked (default 100)\n"
             "  --timeout-ms N     how long to wait for the collector at exit (default 10000)\n"
             "  --dry-run          publish nothing: print 'step metric value' for each parsed point\n"
-            "FILE is followed like `tail -F` (growth, rotation, truncation); - or no FILE reads stdin.\n",
+            "FILE is followed like `tail -F` (growth, rotation, truncation); - or no FILE reads stdin.\n"
+            "Patterns: POSIX extended regex; (?<name>...) or (?P<name>...) names a group, (?:...)\n"
+            "groups, \\d \\s \\w \\S work; group 'step' is the step, every other named group a metric.\n",
             tad_format_names());
 }
 
