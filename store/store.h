@@ -274,4 +274,35 @@ int64_t tss_chunks_decode(tss_chunks *q, int64_t id, int64_t n, int64_t step_fir
                           int64_t *t_ns, double *values);
 /* ==== end of chunk-level readers ======================================== */
 
+/* ==== findings (store_findings.c) ======================================
+ * What the analysis detectors (analysis/) found in a run, stored with it.
+ * The table is created by the first tss_finding_add; a store without it
+ * reads as having no findings. */
+typedef struct tss_finding {
+    int64_t id, run_id;
+    int64_t series_id;      /* 0 for run-level findings (stalled, straggler of a rank) */
+    int rank;               /* -1 for run-level findings */
+    char *series;           /* metric name, "" for run-level findings */
+    char *kind, *severity;  /* names from analysis/tda_finding.h */
+    int64_t step_first, step_last, t_ns;
+    char *source;           /* "online" (the collector) or "offline" */
+    char *detail;           /* the finding as JSON (docs/report-schema.md) */
+} tss_finding;
+/* Writer: record f (its id is ignored) in the open transaction: durable with
+ * the next tss_commit. -EPERM on a reader handle, -EINVAL for a missing field. */
+int tss_finding_add(tss_store *st, const tss_finding *f);
+/* Findings of a run ordered by step_first, then arrival. */
+int tss_list_findings(tss_store *st, int64_t run_id, tss_finding **out, size_t *n);
+void tss_free_findings(tss_finding *f, size_t n);
+/* A series' run, rank, metric name and the run's display name
+ * (project/name or name). -ENOENT when there is no such series. */
+typedef struct tss_series_name {
+    int64_t run_id;
+    int rank;
+    char name[256];
+    char run[512];
+} tss_series_name;
+int tss_series_get(tss_store *st, int64_t series_id, tss_series_name *out);
+/* ==== end of findings =================================================== */
+
 #endif

@@ -1,0 +1,57 @@
+/* tda_online.h - the detectors inside the collector: one call per applied
+ * BATCH (tda_online_batch) scores every point of it as it arrives, records
+ * findings in the store with the run, and hands them to the --on-finding
+ * command (tda_alert.h).
+ *
+ * The collector passes the BATCH payload as it came off the wire; this
+ * module finds each sample's series through the stream's metric bindings
+ * (store.h: tss_stream_bindings, read once per stream and metric) and keeps
+ * one tda_series per series id, so a resumed trainer's new stream continues
+ * the same state. Per point: a hash probe, the detectors (tda_detect.h), no
+ * allocation, no system call. Findings (rare) are written with
+ * tss_finding_add into the collector's open transaction, so they become
+ * durable with the points that caused them; at most 100 per series are
+ * stored (the rest are counted), so a pathological series cannot flood the
+ * store.
+ *
+ * Threads: every call but tda_online_get_stats from the collector's ingest thread.
+ */
+#ifndef TRAINSCOPE_TDA_ONLINE_H
+#define TRAINSCOPE_TDA_ONLINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+#include "tda_detect.h"
+
+typedef struct tda_online tda_online;
+
+typedef struct tda_online_opts {
+    const tda_rules *rules;     /* copied; NULL = defaults */
+    const char *on_finding;     /* shell command for each finding, NULL = none */
+    double alert_interval_s;    /* rate limit: one command per this many seconds (default 1) */
+    int alert_burst;            /* ... after a burst of this many (default 5) */
+    int quiet;                  /* 1: do not log findings on stderr */
+} tda_online_opts;
+
+typedef struct tda_online_stats {
+    uint64_t points;            /* points scored */
+    uint64_t findings;          /* findings made */
+    uint64_t stored;            /* findings recorded in the store */
+    uint64_t not_stored;        /* over the per-series cap, or the store refused */
+    uint64_t alerts_run, alerts_rate_limited, alerts_queue_full, alerts_failed;
+} tda_online_stats;
+
+void tda_online_opts_init(tda_online_opts *o);
+/* 0, or a negative errno with a sentence in err. */
+int tda_online_open(tda_online **out, const tda_online_opts *o, char *err, size_t errlen);
+/* Score the n samples of a BATCH payload (wire format, proto/PROTOCOL.md)
+ * that the collector applied for `stream`. st is the collector's writer
+ * handle (it may change between calls when the collector reopens it). */
+void tda_online_batch(tda_online *d, tss_store *st, uint64_t stream, const uint8_t *payload, uint32_t n);
+void tda_online_get_stats(tda_online *d, tda_online_stats *s);
+/* Stops the alert thread after the queued alerts (NULL-safe). */
+void tda_online_close(tda_online *d);
+
+#endif
