@@ -34,6 +34,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "security.h"
 #include "store.h"
 #include "wire.h"
 
@@ -46,6 +47,8 @@
 #define INGEST_BURST 64         /* messages per poll round */
 #define INGEST_LINGER_MS 1000   /* how long close waits for the last ACKs to leave */
 #define MAX_IDENTITY 255        /* ZeroMQ routing ids are 1..255 bytes */
+#define ROUTE_HOPS 3            /* relays (ROUTER-DEALER proxies) in front of a publisher */
+#define ROUTE_MAX ((1 + ROUTE_HOPS) * (1 + MAX_IDENTITY))  /* [u8 len][routing id] per hop */
 #define RESUME_EVENTS_MAX 256   /* distinct resume steps recorded per stream */
 #define LOG_PEERS 256           /* peers tracked by the log limiter (hashed) */
 #define LOG_REASONS 16          /* TSW_E_* codes, plus the two below */
@@ -216,15 +219,17 @@ typedef struct stream {
     tcl_map metrics;        /* metric id -> metric_slot */
     int64_t *resumes;       /* steps a resume event was recorded for */
     size_t nresumes, resumes_cap;
-    size_t ident_len;
-    uint8_t ident[MAX_IDENTITY];
+    size_t route_len;
+    uint8_t route[ROUTE_MAX];       /* where replies go (send_to), from its last message */
 } stream;
 
 /* The message being handled. */
 typedef struct msg_ctx {
-    const uint8_t *ident;
+    const uint8_t *ident;   /* the connection's routing id, for logs */
     size_t ident_len;
-    uint32_t peer;          /* hash of ident, for the log limiter */
+    const uint8_t *route;   /* reply route: ident, then the relays' envelope (send_to) */
+    size_t route_len;
+    uint32_t peer;          /* hash of route, for the log limiter */
     int fd;
     tsw_header h;
     int have_h;             /* header readable: echo stream/seq in replies */
@@ -242,6 +247,7 @@ struct tcl_collector {
     void *zctx, *ingest, *monitor;
     tcl__live *live;
     tcl__api *api;
+    tsec_zap *zap;          /* CURVE allow-list checker, when o.security is set */
     char ingest_ep[256];
 
     tcl_map streams, runs, series;
@@ -252,6 +258,7 @@ struct tcl_collector {
     uint64_t hello_order, load_order;
 
     zmq_msg_t ident, hdr, payload, extra;   /* reused for every message */
+    uint8_t route[ROUTE_MAX];               /* the current message's reply route */
     metric_slot **slots;    /* per sample of the current BATCH */
     size_t slots_cap;
     metric_slot **touched;  /* distinct metrics of the current BATCH */
@@ -310,27 +317,31 @@ static char *text_copy(tcl_collector *c, const void *p, size_t n)
 
 /* ---- replies and logging ---------------------------------------------- */
 
-static void send_to(tcl_collector *c, const uint8_t *ident, size_t ident_len,
+/* route: [u8 len][routing id] for the connection, then for each relay the
+ * message came through (ingest_one), so a relay's ROUTER can pass the reply
+ * on to the publisher behind it. */
+static void send_to(tcl_collector *c, const uint8_t *route, size_t route_len,
                     const tsw_header *h, const void *payload, size_t len)
 {
     uint8_t hb[TSW_HEADER_SIZE];
     tsw_header_encode(hb, h);
     /* DONTWAIT: a publisher that stopped reading loses replies (its HWM is
      * full) rather than stalling ingest; it resends and is answered again. */
-    if (zmq_send(c->ingest, ident, ident_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        return;
+    for (size_t i = 0; i < route_len; i += 1 + (size_t)route[i])
+        if (zmq_send(c->ingest, route + i + 1, route[i], ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+            return;
     zmq_send(c->ingest, hb, sizeof hb, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(c->ingest, payload, len, ZMQ_DONTWAIT);
 }
 
-static void send_ack(tcl_collector *c, const uint8_t *ident, size_t ident_len, uint64_t sid,
+static void send_ack(tcl_collector *c, const uint8_t *route, size_t route_len, uint64_t sid,
                      uint64_t durable, uint64_t next, uint16_t flags)
 {
     uint8_t p[TSW_ACK_SIZE];
     tsw_header h = { .version = TSW_VERSION, .type = TSW_ACK, .flags = flags,
                      .stream = sid, .seq = durable };
     tsw_ack_encode(p, next);
-    send_to(c, ident, ident_len, &h, p, sizeof p);
+    send_to(c, route, route_len, &h, p, sizeof p);
 }
 
 /* 1 when a line for (peer, reason) may be printed now; *suppressed is the
@@ -371,7 +382,7 @@ static void reject_send(tcl_collector *c, const msg_ctx *m, int code, const char
         h.seq = m->h.seq;
     }
     size_t n = tsw_error_encode(payload, sizeof payload, (uint32_t)code, msg);
-    send_to(c, m->ident, m->ident_len, &h, payload, n);
+    send_to(c, m->route, m->route_len, &h, payload, n);
 
     if (!log_gate(c, m->peer, code, &suppressed))
         return;
@@ -717,7 +728,7 @@ static int hello_check(const cJSON *j, hello *hl, char *why, size_t cap)
 static void on_hello(tcl_collector *c, const msg_ctx *m, const uint8_t *p, size_t len)
 {
     char why[128] = "";
-    hello hl;
+    hello hl = {0}; /* hello_check fills it; zeroed so -O3 sees no path that reads it unset */
     cJSON *j = NULL;
     char *config = NULL;
     int64_t run_id, now = tcl__wall_ns();
@@ -764,8 +775,8 @@ static void on_hello(tcl_collector *c, const msg_ctx *m, const uint8_t *p, size_
     run_attach(r, s);
     s->next = 2;
     s->fd = m->fd;
-    memcpy(s->ident, m->ident, m->ident_len);
-    s->ident_len = m->ident_len;
+    memcpy(s->route, m->route, m->route_len);
+    s->route_len = m->route_len;
     c->stats.messages++;
     mark_dirty(c, s);
 done:
@@ -1046,10 +1057,10 @@ static void sequence(tcl_collector *c, msg_ctx *m, int hdr_rc)
     if (!s) {
         if (m->h.seq > 1) {
             c->stats.gaps++;
-            send_ack(c, m->ident, m->ident_len, m->h.stream, 0, 1, TSW_ACK_GAP);
+            send_ack(c, m->route, m->route_len, m->h.stream, 0, 1, TSW_ACK_GAP);
         } else if (m->h.seq < 1) {
             c->stats.dups++;
-            send_ack(c, m->ident, m->ident_len, m->h.stream, 0, 1, 0);
+            send_ack(c, m->route, m->route_len, m->h.stream, 0, 1, 0);
         } else if (hdr_rc == 0 && m->h.type == TSW_HELLO) {
             on_hello(c, m, zmq_msg_data(&c->payload), zmq_msg_size(&c->payload));
         } else {
@@ -1059,41 +1070,73 @@ static void sequence(tcl_collector *c, msg_ctx *m, int hdr_rc)
     }
     /* Replies go to whichever connection spoke for the stream last (a
      * publisher that reconnected has a new routing id). */
-    memcpy(s->ident, m->ident, m->ident_len);
-    s->ident_len = m->ident_len;
+    memcpy(s->route, m->route, m->route_len);
+    s->route_len = m->route_len;
     s->fd = m->fd;
     if (m->h.seq < s->next) {
         c->stats.dups++;
-        send_ack(c, m->ident, m->ident_len, s->id, s->durable, s->next, 0);
+        send_ack(c, m->route, m->route_len, s->id, s->durable, s->next, 0);
     } else if (m->h.seq > s->next) {
         c->stats.gaps++;
-        send_ack(c, m->ident, m->ident_len, s->id, s->durable, s->next, TSW_ACK_GAP);
+        send_ack(c, m->route, m->route_len, s->id, s->durable, s->next, TSW_ACK_GAP);
     } else {
         apply(c, m, s, hdr_rc);
     }
 }
 
+/* 1 when a frame followed by two more is a relay's routing id rather than
+ * a header: 1..255 bytes and not 24 bytes starting with the magic. */
+static int is_envelope(zmq_msg_t *f)
+{
+    size_t n = zmq_msg_size(f);
+    return n >= 1 && n <= MAX_IDENTITY &&
+           !(n == TSW_HEADER_SIZE && memcmp(zmq_msg_data(f), "TSCP", 4) == 0);
+}
+
+static void route_push(msg_ctx *m, uint8_t *route, zmq_msg_t *f)
+{
+    size_t n = zmq_msg_size(f);
+    route[m->route_len] = (uint8_t)n;
+    memcpy(route + m->route_len + 1, zmq_msg_data(f), n);
+    m->route_len += 1 + n;
+}
+
 /* Receive one message from the ingest ROUTER and handle it. Returns 0, or
- * -1 when nothing was waiting. */
+ * -1 when nothing was waiting.
+ *
+ * A publisher behind relays (ZeroMQ ROUTER-DEALER proxies, `trainscope
+ * relay`) arrives as [relay][publisher's id at the relay]...[header][payload]:
+ * frames in front of the header that are not a header are routing ids
+ * (PROTOCOL.md "Relays"). They go into the reply route, so ACKs and ERRORs
+ * travel back through the same relays to the same publisher. */
 static int ingest_one(tcl_collector *c)
 {
-    msg_ctx m = { .fd = -1 };
-    int nframes = 0, more;
+    msg_ctx m = { .fd = -1, .route = c->route };
+    int nframes = 0, hops = 0, more;
     if (zmq_msg_recv(&c->ident, c->ingest, ZMQ_DONTWAIT) < 0)
         return -1;
+    m.ident = zmq_msg_data(&c->ident);
+    m.ident_len = zmq_msg_size(&c->ident);
+    if (m.ident_len > MAX_IDENTITY)
+        m.ident_len = MAX_IDENTITY;
+    route_push(&m, c->route, &c->ident);
     more = zmq_msg_more(&c->ident);
     while (more) {
+        /* A third frame behind a non-header first frame: that frame was a
+         * relay's routing id; slide header and payload down by one. */
+        if (nframes == 2 && hops < ROUTE_HOPS && is_envelope(&c->hdr)) {
+            route_push(&m, c->route, &c->hdr);
+            zmq_msg_move(&c->hdr, &c->payload);
+            nframes = 1;
+            hops++;
+        }
         zmq_msg_t *f = nframes == 0 ? &c->hdr : nframes == 1 ? &c->payload : &c->extra;
         if (zmq_msg_recv(f, c->ingest, 0) < 0)
             break;
         nframes++;
         more = zmq_msg_more(f);
     }
-    m.ident = zmq_msg_data(&c->ident);
-    m.ident_len = zmq_msg_size(&c->ident);
-    if (m.ident_len > MAX_IDENTITY)
-        m.ident_len = MAX_IDENTITY;
-    m.peer = peer_hash(m.ident, m.ident_len);
+    m.peer = peer_hash(m.route, m.route_len);
     if (nframes == 0) {
         reject(c, &m, TSW_E_FRAMES, "got only a routing id");
         return 0;
@@ -1188,7 +1231,7 @@ static int commit(tcl_collector *c)
         stream *s = c->dirty[i];
         s->dirty = 0;
         s->durable = s->next - 1;
-        send_ack(c, s->ident, s->ident_len, s->id, s->durable, s->next, 0);
+        send_ack(c, s->route, s->route_len, s->id, s->durable, s->next, 0);
     }
     c->ndirty = 0;
     c->commit_due = 0;
@@ -1341,6 +1384,8 @@ static int open_ingest(tcl_collector *c, char *err, size_t errlen)
     zmq_setsockopt(c->ingest, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(c->ingest, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(c->ingest, ZMQ_ROUTER_MANDATORY, &off, sizeof off);
+    if (tsec_server_socket(c->o.security, c->ingest) < 0)
+        goto fail;
     snprintf(mon, sizeof mon, MONITOR_EP_FMT, (void *)c);
     if (zmq_socket_monitor(c->ingest, mon, ZMQ_EVENT_DISCONNECTED) != 0 ||
         !(c->monitor = zmq_socket(c->zctx, ZMQ_PAIR)) || zmq_connect(c->monitor, mon) != 0)
@@ -1386,9 +1431,14 @@ int tcl_open(tcl_collector **out, const tcl_options *o, char *err, size_t errlen
         snprintf(err, errlen, "cannot create a ZeroMQ context");
         goto fail;
     }
-    if ((rc = open_ingest(c, err, errlen)) < 0 ||
-        (rc = tcl__live_open(c->zctx, o->live_ep, &c->live, err, errlen)) < 0 ||
-        (rc = tcl__api_start(c->zctx, o->api_ep, c->store_path, &c->api, err, errlen)) < 0)
+    /* The key checker before any bind: libzmq lets every CURVE client in
+     * while no ZAP handler listens (security.h). */
+    if ((o->security && (rc = tsec_zap_start(c->zctx, o->security, "collector", &c->zap, err,
+                                             errlen)) < 0) ||
+        (rc = open_ingest(c, err, errlen)) < 0 ||
+        (rc = tcl__live_open(c->zctx, o->live_ep, o->security, &c->live, err, errlen)) < 0 ||
+        (rc = tcl__api_start(c->zctx, o->api_ep, o->security, c->store_path, &c->api, err,
+                             errlen)) < 0)
         goto fail;
     c->status_t0 = tcl__now_ms();
     if (o->status_interval_s > 0)
@@ -1488,6 +1538,7 @@ int tcl_close(tcl_collector *c)
         zmq_setsockopt(c->monitor, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(c->monitor);
     }
+    tsec_zap_stop(c->zap);  /* after every socket it guards is closed */
     if (c->zctx)
         zmq_ctx_term(c->zctx);
     int crc = tss_close(c->st);
