@@ -236,7 +236,14 @@ static inline int get_long(bitr *r, uint64_t *x)
 static inline int get_rice(bitr *r, unsigned k, uint64_t *z)
 {
     /* Leading ones, at most RICE_QMAX; a zero ends a shorter run. */
-    unsigned q = (unsigned)__builtin_clzll(~peek64(r) | (UINT64_C(1) << (63 - RICE_QMAX)));
+    uint64_t v = peek64(r);
+    unsigned q = (unsigned)__builtin_clzll(~v | (UINT64_C(1) << (63 - RICE_QMAX)));
+    if (q < RICE_QMAX && q + 1 + k <= 57) {
+        /* The usual case from the one peek (it holds at least 57 bits). */
+        r->pos += q + 1 + k;
+        *z = ((uint64_t)q << k) | (v << q << 1 >> (63 - k) >> 1);
+        return 0;
+    }
     if (q < RICE_QMAX) {
         r->pos += q + 1;
         *z = ((uint64_t)q << k) | get_bits(r, k);
