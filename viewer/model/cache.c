@@ -1,12 +1,16 @@
-/* cache.c - decoded store chunks, in a bounded LRU cache (model_int.h).
+/* cache.c - decoded store chunks, in bounded LRU caches (model_int.h).
  *
  * A frame decodes only the chunks a column boundary cuts; panning exposes a
- * few new ones per frame and the rest come from here. Each slot holds one
- * chunk's points and its 64-point sub-summaries (about 100 KiB), allocated
- * on first use, so the memory is max_blocks slots at most whatever the
- * store holds.
+ * few new ones per frame and the rest come from here. Two caches:
+ *   - blocks: a chunk's points and 64-point sub-summaries (about 100 KiB);
+ *   - subs: only the sub-summaries (about 4.6 KiB), kept for many more
+ *     chunks, because a column boundary on a whole group of 64 points
+ *     (power-of-two columns over regular steps) needs nothing else: such a
+ *     chunk is reduced again without decoding it.
+ * Both are the same LRU of fixed-size payloads keyed by chunk id, allocated
+ * slot by slot on first use, so memory is bounded whatever the store holds.
  *
- * Knobs: TVM_CACHE_BLOCKS (model.c) slots.
+ * Knobs: TVM_CACHE_BLOCKS and TVM_CACHE_SUBS (model.c) slots.
  */
 #include "model_int.h"
 
@@ -18,9 +22,13 @@
 #define TVM_NONE UINT32_MAX
 
 struct tvm_cache {
-    tvm_block **slot;           /* max entries, NULL until first used */
+    void **payload;             /* max entries, NULL until first used */
+    int64_t *id;                /* chunk id per slot, 0 when free */
+    uint32_t *prev, *next;      /* LRU list, most recent at head */
+    uint32_t *hnext;            /* hash chain */
     uint32_t max, used;
-    uint32_t head, tail;        /* most and least recently used */
+    uint32_t head, tail;
+    size_t size;                /* payload bytes */
     uint32_t *hash;             /* nhash chains of slot indexes */
     uint32_t nhash;             /* power of two */
 };
@@ -32,19 +40,24 @@ static uint32_t tvm_hash_of(const tvm_cache *c, int64_t id)
     return (uint32_t)(h >> 32) & (c->nhash - 1);
 }
 
-tvm_cache *tvm__cache_new(size_t max_blocks)
+tvm_cache *tvm__cache_new(size_t max, size_t payload_size)
 {
     tvm_cache *c = calloc(1, sizeof *c);
 
     if (!c)
         return NULL;
-    c->max = max_blocks ? (uint32_t)max_blocks : 1;
+    c->max = max ? (uint32_t)max : 1;
+    c->size = payload_size;
     c->nhash = 16;
     while (c->nhash < 2 * c->max)
         c->nhash *= 2;
-    c->slot = calloc(c->max, sizeof *c->slot);
+    c->payload = calloc(c->max, sizeof *c->payload);
+    c->id = calloc(c->max, sizeof *c->id);
+    c->prev = malloc(c->max * sizeof *c->prev);
+    c->next = malloc(c->max * sizeof *c->next);
+    c->hnext = malloc(c->max * sizeof *c->hnext);
     c->hash = malloc(c->nhash * sizeof *c->hash);
-    if (!c->slot || !c->hash) {
+    if (!c->payload || !c->id || !c->prev || !c->next || !c->hnext || !c->hash) {
         tvm__cache_free(c);
         return NULL;
     }
@@ -57,100 +70,120 @@ void tvm__cache_free(tvm_cache *c)
 {
     if (!c)
         return;
-    for (uint32_t i = 0; c->slot && i < c->max; i++)
-        free(c->slot[i]);
-    free(c->slot);
+    for (uint32_t i = 0; c->payload && i < c->used; i++)
+        free(c->payload[i]);
+    free(c->payload);
+    free(c->id);
+    free(c->prev);
+    free(c->next);
+    free(c->hnext);
     free(c->hash);
     free(c);
 }
 
 static void tvm_lru_unlink(tvm_cache *c, uint32_t i)
 {
-    tvm_block *b = c->slot[i];
-
-    if (b->lru_prev != TVM_NONE)
-        c->slot[b->lru_prev]->lru_next = b->lru_next;
+    if (c->prev[i] != TVM_NONE)
+        c->next[c->prev[i]] = c->next[i];
     else
-        c->head = b->lru_next;
-    if (b->lru_next != TVM_NONE)
-        c->slot[b->lru_next]->lru_prev = b->lru_prev;
+        c->head = c->next[i];
+    if (c->next[i] != TVM_NONE)
+        c->prev[c->next[i]] = c->prev[i];
     else
-        c->tail = b->lru_prev;
+        c->tail = c->prev[i];
 }
 
 static void tvm_lru_front(tvm_cache *c, uint32_t i)
 {
-    tvm_block *b = c->slot[i];
-
-    b->lru_prev = TVM_NONE;
-    b->lru_next = c->head;
+    c->prev[i] = TVM_NONE;
+    c->next[i] = c->head;
     if (c->head != TVM_NONE)
-        c->slot[c->head]->lru_prev = i;
+        c->prev[c->head] = i;
     c->head = i;
     if (c->tail == TVM_NONE)
         c->tail = i;
 }
 
+static void tvm_lru_back(tvm_cache *c, uint32_t i)
+{
+    c->next[i] = TVM_NONE;
+    c->prev[i] = c->tail;
+    if (c->tail != TVM_NONE)
+        c->next[c->tail] = i;
+    c->tail = i;
+    if (c->head == TVM_NONE)
+        c->head = i;
+}
+
 static void tvm_hash_remove(tvm_cache *c, uint32_t i)
 {
-    uint32_t *p = &c->hash[tvm_hash_of(c, c->slot[i]->chunk_id)];
+    uint32_t *p = &c->hash[tvm_hash_of(c, c->id[i])];
 
     while (*p != TVM_NONE && *p != i)
-        p = &c->slot[*p]->hash_next;
+        p = &c->hnext[*p];
     if (*p == i)
-        *p = c->slot[i]->hash_next;
-    c->slot[i]->chunk_id = 0;
+        *p = c->hnext[i];
+    c->id[i] = 0;
 }
 
 static uint32_t tvm_cache_find(const tvm_cache *c, int64_t id)
 {
     uint32_t i = c->hash[tvm_hash_of(c, id)];
 
-    while (i != TVM_NONE && c->slot[i]->chunk_id != id)
-        i = c->slot[i]->hash_next;
+    while (i != TVM_NONE && c->id[i] != id)
+        i = c->hnext[i];
     return i;
 }
 
-void tvm__cache_forget(tvm_cache *c, int64_t chunk_id)
+void *tvm__cache_get(tvm_cache *c, int64_t id)
 {
-    uint32_t i = c ? tvm_cache_find(c, chunk_id) : TVM_NONE;
+    uint32_t i = tvm_cache_find(c, id);
+
+    if (i == TVM_NONE)
+        return NULL;
+    tvm_lru_unlink(c, i);
+    tvm_lru_front(c, i);
+    return c->payload[i];
+}
+
+void tvm__cache_forget(tvm_cache *c, int64_t id)
+{
+    uint32_t i = c ? tvm_cache_find(c, id) : TVM_NONE;
 
     if (i == TVM_NONE)
         return;
     tvm_hash_remove(c, i);
     tvm_lru_unlink(c, i);
-    /* to the back: reused first */
-    c->slot[i]->lru_next = TVM_NONE;
-    c->slot[i]->lru_prev = c->tail;
-    if (c->tail != TVM_NONE)
-        c->slot[c->tail]->lru_next = i;
-    c->tail = i;
-    if (c->head == TVM_NONE)
-        c->head = i;
+    tvm_lru_back(c, i);     /* reused first */
 }
 
-/* A slot for a new entry: a never used one, else the least recently used. */
-static int tvm_cache_take(tvm_cache *c, uint32_t *out)
+void *tvm__cache_put(tvm_cache *c, int64_t id)
 {
-    uint32_t i;
+    uint32_t i = tvm_cache_find(c, id), h;
 
-    if (c->used < c->max) {
-        i = c->used;
-        c->slot[i] = malloc(sizeof *c->slot[i]);
-        if (!c->slot[i])
-            return -ENOMEM;
-        c->used++;
-        c->slot[i]->chunk_id = 0;
-        tvm_lru_front(c, i);
-    } else {
-        i = c->tail;
-        if (c->slot[i]->chunk_id)
-            tvm_hash_remove(c, i);
+    if (i != TVM_NONE) {
         tvm_lru_unlink(c, i);
         tvm_lru_front(c, i);
+        return c->payload[i];
     }
-    *out = i;
-    return 0;
+    if (c->used < c->max) {
+        i = c->used;
+        c->payload[i] = malloc(c->size);
+        if (!c->payload[i])
+            return NULL;
+        c->used++;
+    } else {
+        i = c->tail;
+        if (c->id[i])
+            tvm_hash_remove(c, i);
+        tvm_lru_unlink(c, i);
+    }
+    tvm_lru_front(c, i);
+    c->id[i] = id;
+    h = tvm_hash_of(c, id);
+    c->hnext[i] = c->hash[h];
+    c->hash[h] = i;
+    return c->payload[i];
 }
 
 void tvm__block_resum(tvm_block *b, uint32_t from)
@@ -214,43 +247,52 @@ static int tvm_block_check(tvm_source *src, tvm_chunk *ch, const tvm_block *b)
 const tvm_block *tvm__chunk_points(tvm_source *src, tvm_ser *s, size_t ci)
 {
     tvm_chunk *ch = &s->chunks[ci];
-    tvm_cache *c = src->cache;
     tvm_block *b;
-    uint32_t i;
+    tvm_subs *sub;
     int64_t cnt;
-    int rc;
 
     if (ch->mem)
         return ch->mem;
-    if (!src->stq || !c) {
+    if (!src->stq || !src->cache) {
         tvm__fail(src, -EIO, "%s: chunk %lld has no store to read it from", src->where, (long long)ch->id);
         return NULL;
     }
-    i = tvm_cache_find(c, ch->id);
-    if (i != TVM_NONE && c->slot[i]->n == ch->n) {
-        tvm_lru_unlink(c, i);
-        tvm_lru_front(c, i);
-        return c->slot[i];
-    }
-    if (i != TVM_NONE)
-        tvm__cache_forget(c, ch->id);   /* the row grew: decode it again */
-    rc = tvm_cache_take(c, &i);
-    if (rc < 0) {
-        tvm__fail(src, rc, "%s: out of memory for a decoded chunk", src->where);
+    b = tvm__cache_get(src->cache, ch->id);
+    if (b && b->n == ch->n)
+        return b;
+    b = tvm__cache_put(src->cache, ch->id);
+    if (!b) {
+        tvm__fail(src, -ENOMEM, "%s: out of memory for a decoded chunk", src->where);
         return NULL;
     }
-    b = c->slot[i];
     cnt = tss_chunks_decode(src->stq, ch->id, ch->n, ch->step_first, b->step, b->t_ns, b->value);
+    b->n = 0;
     if (cnt < 0) {
+        tvm__cache_forget(src->cache, ch->id);
         tvm__fail(src, (int)cnt, "%s", tss_errmsg(src->st));
         return NULL;
     }
     b->n = ch->n;   /* a row that grew since our summary: its prefix is what we know */
-    if ((rc = tvm_block_check(src, ch, b)) < 0)
+    if (tvm_block_check(src, ch, b) < 0) {
+        tvm__cache_forget(src->cache, ch->id);
         return NULL;
+    }
     tvm__block_resum(b, 0);
-    b->chunk_id = ch->id;
-    b->hash_next = c->hash[tvm_hash_of(c, ch->id)];
-    c->hash[tvm_hash_of(c, ch->id)] = i;
+    /* keep the sub-summaries longer than the points */
+    if (src->subs && (sub = tvm__cache_put(src->subs, ch->id)) != NULL) {
+        uint32_t nsub = (b->n + TVM_SUB_POINTS - 1) >> TVM_SUB_SHIFT;
+        sub->n = b->n;
+        memcpy(sub->sub, b->sub, nsub * sizeof *sub->sub);
+    }
     return b;
+}
+
+const tvm_subs *tvm__chunk_subs(tvm_source *src, const tvm_chunk *ch)
+{
+    tvm_subs *sub;
+
+    if (ch->mem || !src->subs)
+        return NULL;
+    sub = tvm__cache_get(src->subs, ch->id);
+    return sub && sub->n == ch->n && ch->exact ? sub : NULL;
 }

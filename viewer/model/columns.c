@@ -270,6 +270,36 @@ static void tvm_fold_block(const tvm_map *m, const tvm_block *blk, const tvm_vch
     }
 }
 
+/* A cut chunk from its cached sub-summaries alone (x = step): possible when
+ * no column boundary and no range edge falls inside a 64-point group, as
+ * with power-of-two columns over regular steps. Returns 1 when folded. */
+static int tvm_fold_subs(const tvm_map *m, const tvm_subs *sub, int64_t xa, int64_t xb, tss_bucket *out)
+{
+    uint32_t nsub;
+
+    if (!sub)
+        return 0;
+    nsub = (sub->n + TVM_SUB_POINTS - 1) >> TVM_SUB_SHIFT;
+    for (uint32_t k = 0; k < nsub; k++) {
+        const tss_bucket *g = &sub->sub[k];
+        size_t c;
+        if (g->step_last < xa || g->step_first > xb)
+            continue;
+        if (g->step_first < xa || g->step_last > xb)
+            return 0;
+        c = tvm_col_of(m, tvm_off(m, g->step_first));
+        if (c + 1 < m->ncols && tvm_off(m, g->step_last) >= m->lo[c + 1])
+            return 0;
+    }
+    for (uint32_t k = 0; k < nsub; k++) {
+        const tss_bucket *g = &sub->sub[k];
+        if (g->step_last < xa || g->step_first > xb)
+            continue;
+        tvm_merge(&out[tvm_col_of(m, tvm_off(m, g->step_first))], g);
+    }
+    return 1;
+}
+
 /* Columns [b0, b1) of the map from the view chunks v[0..nv) (x-sorted):
  * out[b] for b in [b0, b1) must be empty on entry. */
 static int tvm_reduce(tvm_source *src, tvm_ser *s, const tvm_vchunk *v, size_t nv, int xtime,
@@ -307,6 +337,8 @@ static int tvm_reduce(tvm_source *src, tvm_ser *s, const tvm_vchunk *v, size_t n
                 continue;
             }
         }
+        if (!xtime && !vc->partial && tvm_fold_subs(m, tvm__chunk_subs(src, ch), xa, xb, out))
+            continue;
         blk = tvm__chunk_points(src, s, vc->chunk);
         if (!blk)
             return -EINVAL;

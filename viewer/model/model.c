@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TVM_CACHE_BLOCKS 512
+#define TVM_CACHE_BLOCKS 384     /* decoded chunks: 384 x 100 KiB */
+#define TVM_CACHE_SUBS 16384     /* their sub-summaries: 16384 x 4.6 KiB */
 
 int tvm__fail(tvm_source *src, int rc, const char *fmt, ...)
 {
@@ -103,7 +104,8 @@ int tvm_open(tvm_source **out, const char *where, const tvm_open_opts *opts, cha
         return -EINVAL;
     }
     src = calloc(1, sizeof *src);
-    if (!src || !(src->where = strdup(where)) || !(src->cache = tvm__cache_new(TVM_CACHE_BLOCKS))) {
+    if (!src || !(src->where = strdup(where)) || !(src->cache = tvm__cache_new(TVM_CACHE_BLOCKS, sizeof(tvm_block))) ||
+        !(src->subs = tvm__cache_new(TVM_CACHE_SUBS, sizeof(tvm_subs)))) {
         if (err && errlen)
             snprintf(err, errlen, "%s: out of memory", where);
         tvm_close(src);
@@ -161,6 +163,7 @@ void tvm_close(tvm_source *src)
     free(src->lo);
     free(src->tmp);
     tvm__cache_free(src->cache);
+    tvm__cache_free(src->subs);
     free(src->where);
     free(src);
 }
@@ -455,8 +458,10 @@ int tvm__series_set_history(tvm_source *src, size_t series, const tss_point *pts
         }
     }
     for (size_t c = 0; c < nold; c++) {
-        if (!old[c].mem)
+        if (!old[c].mem) {
             tvm__cache_forget(src->cache, old[c].id);
+            tvm__cache_forget(src->subs, old[c].id);
+        }
         free(old[c].mem);
     }
     free(old);

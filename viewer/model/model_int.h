@@ -72,11 +72,14 @@ typedef struct tvm_block {
     int64_t t_ns[TVM_BLOCK_POINTS];
     double value[TVM_BLOCK_POINTS];
     tss_bucket sub[TVM_SUBS];           /* sub-summaries of complete and partial groups */
-    /* cache bookkeeping (cache.c); unused for memory chunks */
-    int64_t chunk_id;                   /* store chunk id it holds, 0 when free */
-    uint32_t lru_prev, lru_next;        /* slot indexes, doubly linked, UINT32_MAX = none */
-    uint32_t hash_next;
 } tvm_block;
+
+/* The sub-summaries of a decoded store chunk alone, cached for many more
+ * chunks than the points (cache.c). */
+typedef struct tvm_subs {
+    uint32_t n;                         /* points of the chunk they summarise */
+    tss_bucket sub[TVM_SUBS];
+} tvm_subs;
 
 /* Recompute sub-summaries from point `from` on (after appending points). */
 void tvm__block_resum(tvm_block *b, uint32_t from);
@@ -162,7 +165,8 @@ struct tvm_source {
     void *be_state;
     tss_store *st;              /* store file read for history, or NULL */
     struct tss_chunks *stq;     /* chunk queries on st (store_chunks.c) */
-    tvm_cache *cache;
+    tvm_cache *cache;           /* tvm_block per decoded store chunk */
+    tvm_cache *subs;            /* tvm_subs per decoded store chunk, kept longer */
 
     tvm_run *runs;              /* strings owned (malloc'd) */
     size_t nruns, runs_cap;
@@ -258,11 +262,17 @@ int tvm__series_recount(tvm_source *src, size_t series);
 /* Append one chunk summary (store row or memory block) in arrival order. */
 int tvm__series_add_chunk(tvm_source *src, size_t series, const tvm_chunk *c);
 
-tvm_cache *tvm__cache_new(size_t max_blocks);
+/* LRU caches of fixed-size payloads keyed by store chunk id. put returns
+ * the slot for id (evicting the least recently used), NULL out of memory. */
+tvm_cache *tvm__cache_new(size_t max, size_t payload_size);
 void tvm__cache_free(tvm_cache *c);
-void tvm__cache_forget(tvm_cache *c, int64_t chunk_id);
+void *tvm__cache_get(tvm_cache *c, int64_t id);
+void *tvm__cache_put(tvm_cache *c, int64_t id);
+void tvm__cache_forget(tvm_cache *c, int64_t id);
 /* The points of chunk ci of series s: its memory block, or the store chunk
  * decoded (cached). Sets chunk->exact and time_sorted. NULL on error (src->err). */
 const tvm_block *tvm__chunk_points(tvm_source *src, tvm_ser *s, size_t ci);
+/* The cached sub-summaries of a store chunk decoded earlier, or NULL. */
+const tvm_subs *tvm__chunk_subs(tvm_source *src, const tvm_chunk *ch);
 
 #endif
