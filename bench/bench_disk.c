@@ -35,6 +35,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "bench_util.h"
 
 typedef struct series {
     const char *name;
@@ -85,16 +86,6 @@ static int repeat(series *s, int r)
 
 /* ---- the store ---------------------------------------------------------- */
 
-static void unlink_store(const char *path)
-{
-    char side[4200];
-    unlink(path);
-    snprintf(side, sizeof side, "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
-    unlink(side);
-}
-
 typedef struct sizes {
     double blob_bpp, file_bpp;
     int64_t chunks;
@@ -102,18 +93,11 @@ typedef struct sizes {
 
 static int store_size(const char *path, const series *s, sizes *out)
 {
-    tss_open_opts o = {.writer = 1};
     tss_store *st;
-    char err[512];
-    int64_t run, sid;
-    int rc = tss_open(&st, path, &o, err, sizeof err);
-    if (rc < 0) {
-        fprintf(stderr, "bench_disk: %s\n", err);
+    int64_t sid;
+    int rc = bench_store_series("bench_disk", path, s->name, s->name, &st, &sid);
+    if (rc < 0)
         return rc;
-    }
-    rc = tss_run_open(st, "bench", s->name, NULL, 1, s->t_ns[0], &run);
-    if (rc == 0)
-        rc = tss_series_open(st, run, 0, s->name, &sid);
     for (size_t i = 0; rc >= 0 && i < s->n; i++) {
         rc = tss_append(st, sid, s->step[i], s->t_ns[i], s->value[i]);
         if (rc >= 0 && i % 1000 == 999)
@@ -196,26 +180,29 @@ static int write_record(FILE *f, const uint8_t *data, size_t n)
     return fwrite(head, 1, 12, f) == 12 && fwrite(data, 1, n, f) == n && fwrite(tail, 1, 4, f) == 4 ? 0 : -EIO;
 }
 
+/* A length-delimited protobuf field: key byte, varint length, bytes. */
+static size_t put_field(uint8_t *p, uint8_t key, const void *data, size_t n)
+{
+    size_t k = 0;
+    p[k++] = key;
+    k += put_varint(p + k, n);
+    memcpy(p + k, data, n);
+    return k + n;
+}
+
 /* Event field 1 wall_time (double, seconds), 2 step (int64; proto3 leaves
  * out 0), 3 file_version (string), 5 summary (Summary: 1 value (Value: 1 tag,
  * 2 simple_value float)). */
 static size_t event_scalar(uint8_t *p, double wall_s, int64_t step, const char *tag, float v)
 {
     uint8_t val[300], sum[310];
-    size_t tl = strlen(tag), vn = 0, sn = 0, n = 0;
+    size_t vn = put_field(val, 0x0a, tag, strlen(tag)), n = 0;
     uint64_t wb;
     uint32_t fb;
-    val[vn++] = 0x0a;
-    vn += put_varint(val + vn, tl);
-    memcpy(val + vn, tag, tl);
-    vn += tl;
     val[vn++] = 0x15;
     memcpy(&fb, &v, 4);
     vn += put_le(val + vn, fb, 4);
-    sum[sn++] = 0x0a;
-    sn += put_varint(sum + sn, vn);
-    memcpy(sum + sn, val, vn);
-    sn += vn;
+    size_t sn = put_field(sum, 0x0a, val, vn);
     p[n++] = 0x09;
     memcpy(&wb, &wall_s, 8);
     n += put_le(p + n, wb, 8);
@@ -223,10 +210,7 @@ static size_t event_scalar(uint8_t *p, double wall_s, int64_t step, const char *
         p[n++] = 0x10;
         n += put_varint(p + n, (uint64_t)step);
     }
-    p[n++] = 0x2a;
-    n += put_varint(p + n, sn);
-    memcpy(p + n, sum, sn);
-    return n + sn;
+    return n + put_field(p + n, 0x2a, sum, sn);
 }
 
 static int tfrecord_size(const char *path, const series *s, double *bpp)
@@ -243,10 +227,8 @@ static int tfrecord_size(const char *path, const series *s, double *bpp)
         buf[n++] = 0x09;
         memcpy(&wb, &w, 8);
         n += put_le(buf + n, wb, 8);
-        buf[n++] = 0x1a;
-        n += put_varint(buf + n, sizeof ver - 1);
-        memcpy(buf + n, ver, sizeof ver - 1);
-        rc = write_record(f, buf, n + sizeof ver - 1);
+        n += put_field(buf + n, 0x1a, ver, sizeof ver - 1);
+        rc = write_record(f, buf, n);
     }
     for (size_t i = 0; rc == 0 && i < s->n; i++) {
         size_t n = event_scalar(buf, (double)s->t_ns[i] / 1e9, s->step[i], s->name, (float)s->value[i]);
@@ -316,9 +298,9 @@ int main(int argc, char **argv)
         rc = repeat(s, reps);
         snprintf(path, sizeof path, "%s/trainscope-bench-disk-%ld.db", dir, (long)getpid());
         if (rc == 0) {
-            unlink_store(path);
+            bench_unlink_db(path);
             rc = store_size(path, s, &z);
-            unlink_store(path);
+            bench_unlink_db(path);
         }
         snprintf(path, sizeof path, "%s/trainscope-bench-disk-%ld.tfevents", dir, (long)getpid());
         if (rc == 0)

@@ -29,13 +29,7 @@
 #include <unistd.h>
 
 #include "trainscope.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "bench_util.h"
 
 /* ---- the collector's memory and CPU ----------------------------------- */
 
@@ -83,11 +77,11 @@ static double cpu_s(int pid)
 static void *watcher(void *arg)
 {
     watch *w = arg;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     while (!w->stop && w->n < MAX_SAMPLES) {
         long kib = rss_kib(w->pid);
         if (kib >= 0) {
-            w->t[w->n] = now_s() - t0;
+            w->t[w->n] = bench_now_s() - t0;
             w->rss_kib[w->n++] = kib;
         }
         usleep(50000);
@@ -211,7 +205,7 @@ int main(int argc, char **argv)
     for (int p = 0; p < publishers; p++)
         if (read(ready[0], &byte, 1) != 1)
             break; /* a publisher died: its status says so below */
-    double t0 = now_s();
+    double t0 = bench_now_s();
     close(go[1]);
     /* After the forks: a child must not inherit a lock the sampler holds. */
     if (watch_pid && pthread_create(&wth, NULL, watcher, &w) != 0)
@@ -220,7 +214,7 @@ int main(int argc, char **argv)
     while (wait(&status) > 0)
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
             failed++;
-    double secs = now_s() - t0;
+    double secs = bench_now_s() - t0;
     long total = (points / publishers / metrics) * metrics * publishers;
     printf("ingest publishers=%d points=%ld seconds=%.3f points_per_s=%.0f%s\n", publishers, total,
            secs, (double)total / secs, failed ? " (SOME PUBLISHERS FAILED)" : "");

@@ -27,19 +27,7 @@
 #include <unistd.h>
 
 #include "store.h"
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "bench_util.h"
 
 /* xorshift64*: a fixed, fast pseudo-random stream so every run builds the same store. */
 static uint64_t rng = 0x9e3779b97f4a7c15u;
@@ -54,18 +42,11 @@ static double uniform(void) { return (double)(next_u64() >> 11) / 90071992547409
 
 static int build(const char *path, int64_t points)
 {
-    tss_open_opts o = {.writer = 1};
     tss_store *st;
-    char err[512];
-    int64_t run, sid;
-    int rc = tss_open(&st, path, &o, err, sizeof err);
-    if (rc < 0) {
-        fprintf(stderr, "bench_query: %s\n", err);
+    int64_t sid;
+    int rc = bench_store_series("bench_query", path, "query", "train/loss", &st, &sid);
+    if (rc < 0)
         return rc;
-    }
-    rc = tss_run_open(st, "bench", "query", NULL, 1, 0, &run);
-    if (rc == 0)
-        rc = tss_series_open(st, run, 0, "train/loss", &sid);
     int64_t t0 = 1700000000000000000LL;
     for (int64_t s = 0; rc >= 0 && s < points; s++) {
         double trend = 0.3 + 2.2 * exp(-(double)s / ((double)points / 4));
@@ -83,7 +64,7 @@ static int build(const char *path, int64_t points)
 
 static void report(const char *what, double *ms, int reps, const char *extra)
 {
-    qsort(ms, (size_t)reps, sizeof *ms, cmp_double);
+    qsort(ms, (size_t)reps, sizeof *ms, bench_cmp_double);
     int p99 = reps * 99 / 100;
     printf("%-34s median %8.2f ms  p99 %8.2f ms  (%d queries%s)\n", what, ms[reps / 2],
            ms[p99 < reps ? p99 : reps - 1], reps, extra);
@@ -109,12 +90,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_query: bad arguments\n");
         return 2;
     }
-    char path[4096], side[4200];
+    char path[4096];
     snprintf(path, sizeof path, "%s/trainscope-bench-query-%ld.db", dir, (long)getpid());
 
-    double t = now_ms();
+    double t = (bench_now_s() * 1e3);
     int rc = build(path, points);
-    double build_s = (now_ms() - t) / 1e3;
+    double build_s = ((bench_now_s() * 1e3) - t) / 1e3;
     struct stat sb;
     if (rc == 0 && stat(path, &sb) == 0)
         printf("store: %" PRId64 " points of one series written through tss_append in %.1f s "
@@ -136,9 +117,9 @@ int main(int argc, char **argv)
         /* Offsets spread over the series, not aligned to chunk edges. */
         int64_t from = reps > 1 ? (points - range) / (reps - 1) * i : 0;
         tss_point *pts;
-        t = now_ms();
+        t = (bench_now_s() * 1e3);
         rc = tss_read_points(st, 1, from, from + range - 1, 0, &pts, &got);
-        ms[i] = now_ms() - t;
+        ms[i] = (bench_now_s() * 1e3) - t;
         if (rc == 0 && got != (size_t)range) {
             fprintf(stderr, "bench_query: read %zu points, expected %" PRId64 "\n", got, range);
             rc = -EIO;
@@ -148,16 +129,16 @@ int main(int argc, char **argv)
     if (rc == 0) {
         char what[64], extra[64];
         snprintf(what, sizeof what, "raw range of %" PRId64 " points", range);
-        qsort(ms, (size_t)reps, sizeof *ms, cmp_double);
+        qsort(ms, (size_t)reps, sizeof *ms, bench_cmp_double);
         snprintf(extra, sizeof extra, ", %.1f ns/point at the median", ms[reps / 2] * 1e6 / (double)range);
         report(what, ms, reps, extra);
     }
 
     int64_t counted = 0;
     for (int i = 0; rc == 0 && i < reps; i++) {
-        t = now_ms();
+        t = (bench_now_s() * 1e3);
         rc = tss_read_buckets(st, 1, 0, points - 1, (size_t)buckets, out);
-        ms[i] = now_ms() - t;
+        ms[i] = (bench_now_s() * 1e3) - t;
         counted = 0;
         for (int b = 0; b < buckets; b++)
             counted += out[b].count;
@@ -186,9 +167,9 @@ int main(int argc, char **argv)
     /* One bucket: every chunk folded from its summary, nothing decoded: the
      * part of the reduction that is O(chunks). */
     for (int i = 0; rc == 0 && i < reps; i++) {
-        t = now_ms();
+        t = (bench_now_s() * 1e3);
         rc = tss_read_buckets(st, 1, 0, points - 1, 1, out);
-        ms[i] = now_ms() - t;
+        ms[i] = (bench_now_s() * 1e3) - t;
         if (rc == 0 && out[0].count != points)
             rc = -EIO;
     }
@@ -200,10 +181,6 @@ int main(int argc, char **argv)
     tss_close(st);
     free(ms);
     free(out);
-    unlink(path);
-    snprintf(side, sizeof side, "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
-    unlink(side);
+    bench_unlink_db(path);
     return rc == 0 ? 0 : 1;
 }

@@ -16,12 +16,7 @@
 #include <unistd.h>
 #include <sqlite3.h>
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "bench_util.h"
 
 static int run(sqlite3 *db, long rows, int size, long batch)
 {
@@ -67,17 +62,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_sqlite: bad arguments\n");
         return 2;
     }
-    char path[4096], side[4200];
+    char path[4096];
     snprintf(path, sizeof path, "%s/trainscope-bench-sqlite-%ld.db", dir, (long)getpid());
     sqlite3 *db;
     int rc = sqlite3_open(path, &db);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                               "CREATE TABLE t(id INTEGER PRIMARY KEY, data BLOB)", NULL, NULL, NULL);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     if (rc == SQLITE_OK)
         rc = run(db, rows, size, batch);
-    double secs = now_s() - t0;
+    double secs = bench_now_s() - t0;
     if (rc != SQLITE_OK)
         fprintf(stderr, "bench_sqlite: %s\n", sqlite3_errmsg(db));
     else
@@ -85,10 +80,6 @@ int main(int argc, char **argv)
                "%.0f rows/s, %.1f MB/s\n", size, batch, batch == 1 ? "" : "s",
                (double)rows / secs, (double)rows * size / secs / 1e6);
     sqlite3_close(db);
-    unlink(path);
-    snprintf(side, sizeof side, "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
-    unlink(side);
+    bench_unlink_db(path);
     return rc == SQLITE_OK ? 0 : 1;
 }

@@ -17,12 +17,7 @@
 #include <time.h>
 #include <zmq.h>
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "bench_util.h"
 
 typedef struct job {
     void *ctx;
@@ -89,9 +84,9 @@ int main(int argc, char **argv)
     long got = 0;
     while (got < j.count && zmq_msg_recv(&msg, pull, 0) >= 0) {
         if (got++ == 0)
-            t0 = now_s();
+            t0 = bench_now_s();
     }
-    double secs = now_s() - t0;
+    double secs = bench_now_s() - t0;
     pthread_join(th, NULL);
     zmq_msg_close(&msg);
     zmq_close(pull);
