@@ -214,14 +214,21 @@ static int tvm_map_init(tvm_source *src, tvm_map *m, int64_t x_from, int64_t x_t
         src->lo = lo;
         src->tmp = tmp;
         src->scratch_cap = ncols;
+        src->lo_n = 0;
     }
     m->x_from = x_from;
     m->x_to = x_to;
     m->ncols = ncols;
     m->w = span % ncols == 0 && span / ncols <= UINT64_MAX ? (uint64_t)(span / ncols) : 0;
-    for (size_t b = 0; b < ncols; b++)
-        src->lo[b] = (uint64_t)(((tvm_u128)b * span + ncols - 1) / ncols);
     m->lo = src->lo;
+    /* every series of a frame uses the same map: compute it once */
+    if (src->lo_n == ncols && src->lo_from == x_from && src->lo_to == x_to)
+        return 0;
+    for (size_t b = 0; b < ncols; b++)
+        src->lo[b] = m->w ? (uint64_t)b * m->w : (uint64_t)(((tvm_u128)b * span + ncols - 1) / ncols);
+    src->lo_from = x_from;
+    src->lo_to = x_to;
+    src->lo_n = ncols;
     return 0;
 }
 
@@ -569,54 +576,92 @@ static int64_t tvm_floor_div(int64_t a, int64_t b)
 
 /* Columns of a whole-width map (m->w fits int64): reuse those computed for
  * an earlier call with the same width and phase, compute the rest. */
-static int tvm_columns_cached(tvm_source *src, tvm_ser *s, const tvm_view *vw, int flags, const tvm_map *m,
-                             tss_bucket *out)
+static size_t tvm_ring_at(const tvm_colcache *cc, int64_t g)
 {
-    int64_t w = (int64_t)m->w, phase = m->x_from - tvm_floor_div(m->x_from, w) * w;
-    int64_t g0 = tvm_floor_div(m->x_from, w), ov0 = 0, ov1 = 0;
+    int64_t r = g % (int64_t)cc->cap;
+
+    return (size_t)(r < 0 ? r + (int64_t)cc->cap : r);
+}
+
+/* Copy columns [a, b) (global) between out (whose first column is g0) and
+ * the ring; to_ring picks the direction. */
+static void tvm_ring_copy(tvm_colcache *cc, tss_bucket *out, int64_t g0, int64_t a, int64_t b, int to_ring)
+{
+    while (a < b) {
+        size_t at = tvm_ring_at(cc, a), len = cc->cap - at;
+        if ((int64_t)len > b - a)
+            len = (size_t)(b - a);
+        if (to_ring)
+            memcpy(cc->col + at, out + (a - g0), len * sizeof *out);
+        else
+            memcpy(out + (a - g0), cc->col + at, len * sizeof *out);
+        a += (int64_t)len;
+    }
+}
+
+static void tvm_empty_range(tss_bucket *out, size_t b0, size_t b1)
+{
+    for (size_t b = b0; b < b1; b++)
+        tvm_empty(&out[b]);
+}
+
+/* Columns of a whole-width map (m->w fits int64): reuse those computed for
+ * an earlier call with the same width and phase, compute the rest. The
+ * cache is a ring indexed by global column, so a pan copies only the
+ * columns it computed into it. */
+static int tvm_columns_cached(tvm_source *src, tvm_ser *s, const tvm_view *vw, int flags, const tvm_map *m,
+                              tss_bucket *out)
+{
+    int64_t w = (int64_t)m->w, g0 = tvm_floor_div(m->x_from, w), phase = m->x_from - g0 * w;
+    int64_t ov0 = g0, ov1 = g0, n = (int64_t)m->ncols;
     int xtime = (flags & TVM_X_TIME) != 0;
     tvm_colcache *cc = NULL;
-    size_t n = m->ncols;
     int rc;
 
     for (int i = 0; i < 2; i++)
-        if (s->cc[i].flags == flags && s->cc[i].w == w && s->cc[i].phase == phase && s->cc[i].n)
+        if (s->cc[i].flags == flags && s->cc[i].w == w && s->cc[i].phase == phase)
             cc = &s->cc[i];
-    if (cc) {
-        int64_t c1 = cc->g0 + (int64_t)cc->n;
-        ov0 = g0 > cc->g0 ? g0 : cc->g0;
-        ov1 = g0 + (int64_t)n < c1 ? g0 + (int64_t)n : c1;
-        if (ov0 < ov1)
-            memcpy(out + (ov0 - g0), cc->col + (ov0 - cc->g0), (size_t)(ov1 - ov0) * sizeof *out);
-        else
-            ov0 = ov1 = g0;
-    } else {
-        ov0 = ov1 = g0;
+    if (!cc) {
         cc = &s->cc[s->cc_next];
         s->cc_next ^= 1;
+        cc->n = 0;
     }
+    if (cc->cap < m->ncols) {
+        tss_bucket *nc = realloc(cc->col, m->ncols * sizeof *nc);
+        if (!nc) {
+            tvm_empty_range(out, 0, m->ncols);
+            cc->n = 0;
+            return tvm_reduce(src, s, vw->v, vw->n, xtime, m, 0, m->ncols, out);
+        }
+        cc->col = nc;
+        cc->cap = m->ncols;
+        cc->n = 0;
+    }
+    if (cc->n) {
+        int64_t c1 = cc->g0 + (int64_t)cc->n;
+        ov0 = g0 > cc->g0 ? g0 : cc->g0;
+        ov1 = g0 + n < c1 ? g0 + n : c1;
+        if (ov0 < ov1)
+            tvm_ring_copy(cc, out, g0, ov0, ov1, 0);
+        else
+            ov0 = ov1 = g0;
+    }
+    tvm_empty_range(out, 0, (size_t)(ov0 - g0));
+    tvm_empty_range(out, (size_t)(ov1 - g0), m->ncols);
     rc = tvm_reduce(src, s, vw->v, vw->n, xtime, m, 0, (size_t)(ov0 - g0), out);
     if (rc == 0)
-        rc = tvm_reduce(src, s, vw->v, vw->n, xtime, m, (size_t)(ov1 - g0), n, out);
+        rc = tvm_reduce(src, s, vw->v, vw->n, xtime, m, (size_t)(ov1 - g0), m->ncols, out);
     if (rc < 0) {
         cc->n = 0;
         return rc;
     }
-    if (cc->cap < n) {
-        tss_bucket *nc = realloc(cc->col, n * sizeof *nc);
-        if (!nc) {
-            cc->n = 0;
-            return 0;   /* the columns are right; only the cache is lost */
-        }
-        cc->col = nc;
-        cc->cap = n;
-    }
-    memcpy(cc->col, out, n * sizeof *out);
+    tvm_ring_copy(cc, out, g0, g0, ov0, 1);
+    tvm_ring_copy(cc, out, g0, ov1, g0 + n, 1);
     cc->flags = flags;
     cc->w = w;
     cc->phase = phase;
     cc->g0 = g0;
-    cc->n = n;
+    cc->n = m->ncols;
     return 0;
 }
 
@@ -665,8 +710,6 @@ int tvm_columns(tvm_source *src, size_t series, int64_t x_from, int64_t x_to, si
     if (flags & ~(TVM_X_TIME | TVM_ALL_TIMELINES))
         return tvm__fail(src, -EINVAL, "tvm_columns: unknown flags 0x%x", (unsigned)flags);
     s = &src->ser[series];
-    for (size_t b = 0; b < ncols; b++)
-        tvm_empty(&out[b]);
     if ((rc = tvm_map_init(src, &m, x_from, x_to, ncols)) < 0)
         return rc;
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -674,18 +717,19 @@ int tvm_columns(tvm_source *src, size_t series, int64_t x_from, int64_t x_to, si
             return rc;
         if (xtime && !vw->t_sorted)
             return tvm_reduce_points(src, s, flags, &m, 0, ncols, out);
-        if (all && !xtime && !vw->single_gen)
-            rc = tvm_columns_all_steps(src, s, vw, &m, out);
-        else if (m.w && m.w <= INT64_MAX)
+        if (m.w && m.w <= INT64_MAX && !(all && !xtime && !vw->single_gen)) {
             rc = tvm_columns_cached(src, s, vw, flags, &m, out);
-        else
-            rc = tvm_reduce(src, s, vw->v, vw->n, xtime, &m, 0, ncols, out);
+        } else {
+            tvm_empty_range(out, 0, ncols);
+            if (all && !xtime && !vw->single_gen)
+                rc = tvm_columns_all_steps(src, s, vw, &m, out);
+            else
+                rc = tvm_reduce(src, s, vw->v, vw->n, xtime, &m, 0, ncols, out);
+        }
         if (rc != -EAGAIN)
             return rc;
         /* a chunk's times went back: the view is rebuilt, start over */
         tvm__series_changed(src, series, INT64_MIN, INT64_MIN);
-        for (size_t b = 0; b < ncols; b++)
-            tvm_empty(&out[b]);
     }
     return tvm_reduce_points(src, s, flags, &m, 0, ncols, out);
 }

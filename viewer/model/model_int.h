@@ -130,10 +130,9 @@ typedef struct tvm_view {
 typedef struct tvm_colcache {
     int flags;                  /* tvm_columns flags it was built for; -1 none */
     int64_t w, phase;
-    int64_t g0;                 /* global index of col[0] */
-    size_t n, cap;
-    tss_bucket *col;
-    tss_bucket *tmp;            /* scratch of cap entries */
+    int64_t g0;                 /* global index of the first cached column */
+    size_t n, cap;              /* cached columns g0 .. g0+n-1, n <= cap */
+    tss_bucket *col;            /* ring: column g at col[g mod cap] */
 } tvm_colcache;
 
 #define TVM_NVIEWS 2            /* [0] newest timeline, [1] all timelines (gen, arrival order) */
@@ -189,6 +188,8 @@ struct tvm_source {
 
     /* scratch of tvm_columns, grown to the widest request (no per-frame allocation) */
     uint64_t *lo;               /* column start offsets from x_from */
+    int64_t lo_from, lo_to;     /* the map lo[] holds (lo_n 0: none) */
+    size_t lo_n;
     tss_bucket *tmp;
     size_t scratch_cap;
 };
