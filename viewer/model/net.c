@@ -38,7 +38,8 @@
 
 /* ---- queue items -------------------------------------------------------- */
 
-enum item_kind { IT_STATE, IT_INFO, IT_RUNS, IT_SERIES, IT_EVENTS, IT_GAPS, IT_RESET, IT_POINTS };
+enum item_kind { IT_STATE, IT_INFO, IT_RUNS, IT_SERIES, IT_EVENTS, IT_GAPS, IT_RESET, IT_POINTS,
+                 IT_LISTED };
 
 typedef struct item {
     struct item *next;
@@ -111,7 +112,7 @@ struct tvn_conn {
     char live_ep[TVN_ENDPOINT_MAX];
     int64_t unit;                      /* store time unit, ns */
     int hold;                          /* LIVE held until the subscription is trusted */
-    int ever_ready;
+    int ever_connected;                /* a collector answered `info` once: later losses are RECONNECTING */
     int64_t sub_ready_ms;              /* handshake + settle; 0 = no handshake yet */
     unsigned session;
     nseries *ser;                      /* sorted by id */
@@ -1200,13 +1201,19 @@ static int session(tvn_conn *c, char *err, size_t errlen)
     if ((rc = ask_info(c, err, errlen)) < 0)
         return rc;
     c->hold = !c->file_mode;   /* the file has every committed point: no hole to close */
-    set_state(c, c->ever_ready ? TVM_RECONNECTING : TVM_CONNECTING,
+    int again = c->ever_connected;
+    c->ever_connected = 1;
+    set_state(c, again ? TVM_RECONNECTING : TVM_CONNECTING,
               "connected to the collector at %s; loading history", c->api_ep);
     if ((rc = derive_live(c, err, errlen)) < 0 || (rc = open_sub(c, err, errlen)) < 0)
         return rc;
     /* First pass: history as it is now, for a quick first picture. */
     if ((rc = sync_all(c, 1, err, errlen)) < 0)
         return rc;
+    item *listed = item_new(IT_LISTED, 0);
+    if (!listed)
+        return -ENOMEM;
+    push(c, listed);
     int live_ok = wait_subscribed(c);
     if (live_ok < 0)
         return live_ok;
@@ -1217,9 +1224,8 @@ static int session(tvn_conn *c, char *err, size_t errlen)
     c->hold = 0;
     for (size_t i = 0; i < c->nser; i++)
         release(c, &c->ser[i]);
-    if (c->ever_ready)
+    if (again)
         stat_add(c, &c->stats.reconnects, 1);
-    c->ever_ready = 1;
     if (live_ok)
         set_state(c, TVM_READY, "following the collector at %s live", c->api_ep);
     else
@@ -1243,7 +1249,7 @@ static void *net_thread(void *arg)
             break;
         }
         /* Timed out: the collector is not there (yet, or any more). */
-        if (c->ever_ready)
+        if (c->ever_connected)
             set_state(c, TVM_RECONNECTING, "lost the collector at %s: reconnecting "
                       "(showing what was received)", c->api_ep);
         else
@@ -1392,6 +1398,7 @@ size_t tvn_drain(tvn_conn *c, const tvn_sink *k, void *ctx)
         case IT_GAPS: if (k->gaps) k->gaps(ctx, it->id, it->arr, it->n); break;
         case IT_RESET: if (k->reset) k->reset(ctx, it->id, it->reset_pts, it->n); break;
         case IT_POINTS: if (k->points) k->points(ctx, it->id, it->pts, it->n); break;
+        case IT_LISTED: if (k->listed) k->listed(ctx); break;
         }
         item_free(it);
     }

@@ -108,6 +108,9 @@ typedef struct tvn_sink {
     /* Points to append to a series, in order; generation numbers the
      * timeline (0 for the first one this connection has seen). */
     void (*points)(void *ctx, int64_t series_id, const tss_point *p, size_t n);
+    /* Every run and series of the collector has been delivered once (each
+     * connection, after its first listing). */
+    void (*listed)(void *ctx);
 } tvn_sink;
 
 /* Parse where and start the thread; returns at once, the state is

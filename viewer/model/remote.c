@@ -21,6 +21,7 @@ typedef struct remote {
     tvn_conn *conn;
     tvm_source *src;
     int rc;                     /* first model error of this drain */
+    char *store_path;           /* history=file: the store to attach once the series are known */
 } remote;
 
 static void keep_err(remote *r, int rc)
@@ -43,8 +44,21 @@ static void on_info(void *ctx, const char *store_path, int64_t time_unit_ns, int
     (void)time_unit_ns;
     if (!use_file || r->src->st)
         return;
-    if (tvm__attach_store(r->src, store_path) < 0)
+    free(r->store_path);
+    r->store_path = strdup(store_path);
+}
+
+/* The store file serves the chunks of the series the model knows when it
+ * is attached: attach it once the first listing is in. */
+static void on_listed(void *ctx)
+{
+    remote *r = ctx;
+    if (!r->store_path || r->src->st)
+        return;
+    if (tvm__attach_store(r->src, r->store_path) < 0)
         tvn_history_from_api(r->conn);
+    free(r->store_path);
+    r->store_path = NULL;
 }
 
 static void on_runs(void *ctx, const tss_run *runs, size_t n)
@@ -72,8 +86,16 @@ static void on_series(void *ctx, int64_t run_id, const tss_series *s, size_t n)
     size_t run = tvm__run_find(r->src, run_id);
     if (run == SIZE_MAX)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        int known = tvm__series_find(r->src, s[i].id) != SIZE_MAX;
         keep_err(r, tvm__series_upsert(r->src, run, s[i].id, s[i].rank, s[i].name, NULL));
+        /* A series new to an attached store: its chunks committed before now
+         * were passed over by the file's polling (it skips series it does
+         * not know); have the next poll list every chunk again (those held
+         * are recognised by id and skipped). */
+        if (!known && r->src->st)
+            r->src->max_chunk = 0;
+    }
 }
 
 static void on_events(void *ctx, int64_t run_id, const tss_event *ev, size_t n)
@@ -141,6 +163,7 @@ static void on_points(void *ctx, int64_t series_id, const tss_point *p, size_t n
 static const tvn_sink SINK = {
     .state = on_state, .info = on_info, .runs = on_runs, .series = on_series,
     .events = on_events, .gaps = on_gaps, .reset = on_reset, .points = on_points,
+    .listed = on_listed,
 };
 
 static int remote_poll(tvm_source *src)
@@ -157,6 +180,7 @@ static void remote_close(tvm_source *src)
     if (!r)
         return;
     tvn_close(r->conn);
+    free(r->store_path);
     free(r);
     src->be_state = NULL;
 }
