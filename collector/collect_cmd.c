@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "collector_int.h"
+#include "tda_online.h"
 #include "wire.h"
 
 static volatile sig_atomic_t stop_flag;
@@ -32,6 +33,7 @@ static void usage(FILE *out)
             "usage: trainscope collect [--store PATH] [--ingest EP] [--api EP] [--live EP]\n"
             "                          [--bind-all] [--commit-ms N] [--sync full|normal]\n"
             "                          [--time-unit ns|us|ms] [--status-interval S] [--quiet]\n"
+            "                          [--detect RULE|off]... [--on-finding CMD] [--alert-interval S]\n"
             "\n"
             "Receive runs from trainers and store them.\n"
             "\n"
@@ -44,7 +46,13 @@ static void usage(FILE *out)
             "  --sync full|normal   full: every commit survives power loss (default normal)\n"
             "  --time-unit U        ns, us or ms: time resolution of a new store (default ms)\n"
             "  --status-interval S  seconds between status lines (default 5, 0 = none)\n"
-            "  --quiet              no banner and no status lines\n",
+            "  --quiet              no banner and no status lines\n"
+            "  --detect RULE        detector parameters for matching metrics, repeatable, e.g.\n"
+            "                       'train/loss:spike=8,window=256' (docs/report-schema.md);\n"
+            "                       'off': no online detectors. Findings are stored with the run\n"
+            "  --on-finding CMD     run `sh -c CMD` with each finding as JSON on stdin\n"
+            "                       (rate-limited; never delays ingest)\n"
+            "  --alert-interval S   at most one CMD per S seconds after a burst of 5 (default 1)\n",
             TSW_DEFAULT_INGEST, TSW_DEFAULT_API, TSW_DEFAULT_LIVE);
 }
 
@@ -90,12 +98,61 @@ static const char *bind_all(const char *def, char *buf, size_t cap)
     return buf;
 }
 
+/* The detector options (analysis/tda_online.h). */
+typedef struct detect_args {
+    int off;
+    tda_rules rules;
+    tda_online_opts o;
+} detect_args;
+
+/* --detect, --on-finding, --alert-interval: 1 when argv[*i] was one of them,
+ * 0 when not, -1 after printing what is wrong. */
+static int parse_detect(int argc, char **argv, int *i, detect_args *d)
+{
+    const char *v = NULL;
+    char err[512];
+    int r;
+    if ((r = opt_value(argc, argv, i, "--detect", &v)) != 0) {
+        if (r > 0 && strcmp(v, "off") == 0) {
+            d->off = 1;
+            return 1;
+        }
+        if (r > 0 && tda_rules_add(&d->rules, v, err, sizeof err) == 0)
+            return 1;
+        fprintf(stderr, "trainscope collect: %s\n\n", r < 0 ? "--detect needs a value" : err);
+        return -1;
+    }
+    if ((r = opt_value(argc, argv, i, "--on-finding", &v)) != 0) {
+        if (r > 0 && *v) {
+            d->o.on_finding = v;
+            return 1;
+        }
+        fprintf(stderr, "trainscope collect: --on-finding needs a command\n\n");
+        return -1;
+    }
+    if ((r = opt_value(argc, argv, i, "--alert-interval", &v)) != 0) {
+        char *end;
+        double s = r > 0 ? strtod(v, &end) : -1;
+        if (r > 0 && end != v && !*end && s >= 0 && s <= 86400) {
+            d->o.alert_interval_s = s;
+            return 1;
+        }
+        fprintf(stderr, "trainscope collect: --alert-interval wants seconds from 0 to 86400\n\n");
+        return -1;
+    }
+    return 0;
+}
+
 /* Fill o from argv. Returns 0, or -1 after printing what is wrong. */
-static int parse_args(int argc, char **argv, tcl_options *o, int *all)
+static int parse_args(int argc, char **argv, tcl_options *o, int *all, detect_args *det)
 {
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
-        int r;
+        int r = parse_detect(argc, argv, &i, det);
+        if (r < 0)
+            return -1;
+        if (r > 0)
+            continue;
         if (strcmp(argv[i], "--bind-all") == 0) {
             *all = 1;
         } else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
@@ -190,7 +247,10 @@ int tcl_collect_main(int argc, char **argv)
     tcl_collector *c;
     char err[1024], ibuf[128], abuf[128], lbuf[128];
     int all = 0;
+    detect_args det = {0};
+    tda_online *online = NULL;
     tcl_options_init(&o);
+    tda_online_opts_init(&det.o);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -199,7 +259,7 @@ int tcl_collect_main(int argc, char **argv)
     }
     /* NULL until given, so --bind-all only changes the defaults. */
     o.ingest_ep = o.api_ep = o.live_ep = NULL;
-    if (parse_args(argc, argv, &o, &all) < 0) {
+    if (parse_args(argc, argv, &o, &all, &det) < 0) {
         usage(stderr);
         return 2;
     }
@@ -212,8 +272,16 @@ int tcl_collect_main(int argc, char **argv)
     /* Handlers before opening, so a signal during start-up is not fatal:
      * the loop below sees the flag and shuts down cleanly. */
     install_signals();
+    det.o.rules = &det.rules;
+    det.o.quiet = o.quiet;
+    if (!det.off && tda_online_open(&online, &det.o, err, sizeof err) < 0) {
+        fprintf(stderr, "trainscope collect: %s\n", err);
+        return 1;
+    }
+    o.online = online;
     if (tcl_open(&c, &o, err, sizeof err) < 0) {
         fprintf(stderr, "trainscope collect: %s\n", err);
+        tda_online_close(online);
         return 1;
     }
     if (!o.quiet) {
@@ -227,6 +295,14 @@ int tcl_collect_main(int argc, char **argv)
     int rc = tcl_close(c);
     if (!o.quiet)
         print_totals(&st);
+    if (online && !o.quiet) {
+        tda_online_stats ds;
+        tda_online_get_stats(online, &ds);
+        tcl__log("detectors: %" PRIu64 " findings (%" PRIu64 " stored), alerts: %" PRIu64 " run, %" PRIu64
+                 " rate-limited, %" PRIu64 " failed to start", ds.findings, ds.stored, ds.alerts_run,
+                 ds.alerts_rate_limited + ds.alerts_queue_full, ds.alerts_failed);
+    }
+    tda_online_close(online);
     if (rc < 0) {
         fprintf(stderr, "trainscope collect: the final commit failed (%s); "
                 "publishers will resend what was not acknowledged\n", strerror(-rc));

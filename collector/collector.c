@@ -36,6 +36,7 @@
 
 #include "security.h"
 #include "store.h"
+#include "tda_online.h"
 #include "wire.h"
 
 /* Messages queued per publisher in libzmq: 8 BATCHes of 64K samples (about
@@ -953,6 +954,8 @@ static int on_batch(tcl_collector *c, const msg_ctx *m, stream *s, const uint8_t
         c->touched[k]->batch_n = 0;
     if (!err)
         c->stats.points += n;
+    if (!err && c->o.online)    /* the detectors (analysis/): findings go with this transaction */
+        tda_online_batch(c->o.online, c->st, s->id, p, n);
     return err;
 }
 

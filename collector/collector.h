@@ -41,6 +41,7 @@ typedef struct tcl_options {
     int quiet;                /* 1: no start banner and no status lines (rejections are still logged) */
     int status_interval_s;    /* seconds between status lines on stderr; default 5, 0 = never */
     int64_t time_unit_ns;     /* store time unit, used only when the store is created; 0 = store default (1 ms) */
+    struct tda_online *online; /* detectors run on every applied BATCH (analysis/tda_online.h); NULL = none. Not owned. */
 } tcl_options;
 
 /* Counters since tcl_open, for the status line and for embedders. */

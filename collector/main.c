@@ -14,6 +14,7 @@
 #include "adapters.h"
 #include "cli.h"
 #include "collector.h"
+#include "tda_report.h"
 #include "trainscope.h"
 
 static void usage(FILE *out)
@@ -30,6 +31,8 @@ static void usage(FILE *out)
             "  export STORE RUN --format tfevents --out DIR\n"
             "                                     a TensorBoard event file, values exact\n"
             "  tail --format F [FILE|-] --run NAME   publish the metrics a trainer prints\n"
+            "  report STORE RUN [--json] [--against RUN2]\n"
+            "                                     final/best values, statistics, findings, comparison\n"
             "  import tfevents PATH... | import csv FILE --run NAME\n"
             "                                     bring TensorBoard or CSV runs in\n"
             "  version                            print the version\n"
@@ -52,6 +55,8 @@ int main(int argc, char **argv)
         return tcli_show_main(argc - 1, argv + 1);
     if (strcmp(cmd, "export") == 0)
         return tcli_export_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return tda_report_main(argc - 1, argv + 1);
     if (strcmp(cmd, "tail") == 0)
         return tad_tail_main(argc - 1, argv + 1);
     if (strcmp(cmd, "import") == 0)
