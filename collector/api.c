@@ -26,6 +26,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "security.h"
 #include "store.h"
 #include "wire.h"
 
@@ -489,8 +490,8 @@ static void *api_thread(void *arg)
     return NULL;
 }
 
-int tcl__api_start(void *zctx, const char *ep, const char *store_path, tcl__api **out,
-                   char *err, size_t errlen)
+int tcl__api_start(void *zctx, const char *ep, const struct tsec_server *sec,
+                   const char *store_path, tcl__api **out, char *err, size_t errlen)
 {
     int64_t maxmsg = API_MAX_REQUEST;
     int linger = 0, rc;
@@ -520,7 +521,7 @@ int tcl__api_start(void *zctx, const char *ep, const char *store_path, tcl__api 
     }
     zmq_setsockopt(a->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(a->router, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_bind(a->router, ep) != 0) {
+    if (tsec_server_socket(sec, a->router) < 0 || zmq_bind(a->router, ep) != 0) {
         rc = -zmq_errno();
         snprintf(err, errlen, "cannot bind the api endpoint %s: %s", ep, zmq_strerror(-rc));
         goto fail;

@@ -42,6 +42,8 @@ typedef struct tcl_options {
     int status_interval_s;    /* seconds between status lines on stderr; default 5, 0 = never */
     int64_t time_unit_ns;     /* store time unit, used only when the store is created; 0 = store default (1 ms) */
     struct tda_online *online; /* detectors run on every applied BATCH (analysis/tda_online.h); NULL = none. Not owned. */
+    const struct tsec_server *security; /* CURVE on all three sockets with its allow-list
+                                           (security.h); NULL = plain. Not owned. */
 } tcl_options;
 
 /* Counters since tcl_open, for the status line and for embedders. */

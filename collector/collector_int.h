@@ -21,12 +21,16 @@ void tcl__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int64_t tcl__now_ms(void);
 int64_t tcl__wall_ns(void);
 
+struct tsec_server;  /* security.h: CURVE for listening sockets; NULL = plain */
+
 /* ---- live.c: LIVE fan-out on an XPUB socket --------------------------- */
 
 typedef struct tcl__live tcl__live;
 
-/* Bind the PUB socket. On failure err names the endpoint. */
-int tcl__live_open(void *zctx, const char *ep, tcl__live **out, char *err, size_t errlen);
+/* Bind the PUB socket (a CURVE server when sec is set). On failure err
+ * names the endpoint. */
+int tcl__live_open(void *zctx, const char *ep, const struct tsec_server *sec, tcl__live **out,
+                   char *err, size_t errlen);
 void tcl__live_close(tcl__live *l);
 const char *tcl__live_endpoint(const tcl__live *l);
 
@@ -54,10 +58,11 @@ void tcl__live_publish(tcl__live *l, const char *topic, size_t topic_len, uint64
 
 typedef struct tcl__api tcl__api;
 
-/* Bind the ROUTER and open a read-only store handle (both here, so errors
- * are reported to the caller), then serve from a new thread. */
-int tcl__api_start(void *zctx, const char *ep, const char *store_path, tcl__api **out,
-                   char *err, size_t errlen);
+/* Bind the ROUTER (a CURVE server when sec is set) and open a read-only
+ * store handle (both here, so errors are reported to the caller), then serve
+ * from a new thread. */
+int tcl__api_start(void *zctx, const char *ep, const struct tsec_server *sec,
+                   const char *store_path, tcl__api **out, char *err, size_t errlen);
 const char *tcl__api_endpoint(const tcl__api *a);
 /* Stop the thread (it notices within 100 ms), close socket and store. NULL-safe. */
 void tcl__api_stop(tcl__api *a);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "security.h"
 #include "wire.h"
 
 #define LIVE_SNDHWM 1000        /* messages queued per subscriber before it drops */
@@ -41,7 +42,8 @@ struct tcl__live {
     char endpoint[256];  /* as bound (wildcard port resolved) */
 };
 
-int tcl__live_open(void *zctx, const char *ep, tcl__live **out, char *err, size_t errlen)
+int tcl__live_open(void *zctx, const char *ep, const struct tsec_server *sec, tcl__live **out,
+                   char *err, size_t errlen)
 {
     int hwm = LIVE_SNDHWM, linger = 0;
     size_t eplen;
@@ -56,7 +58,7 @@ int tcl__live_open(void *zctx, const char *ep, tcl__live **out, char *err, size_
         goto fail_errno;
     zmq_setsockopt(l->pub, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(l->pub, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_bind(l->pub, ep) != 0)
+    if (tsec_server_socket(sec, l->pub) < 0 || zmq_bind(l->pub, ep) != 0)
         goto fail_errno;
     eplen = sizeof l->endpoint;
     if (zmq_getsockopt(l->pub, ZMQ_LAST_ENDPOINT, l->endpoint, &eplen) != 0)

@@ -7,6 +7,8 @@
  *                                              or TensorBoard events (adapters/)
  *   trainscope tail --format F [FILE|-] ...    publish a trainer's log lines (adapters/)
  *   trainscope import tfevents|csv ...         bring existing runs in (adapters/)
+ *   trainscope relay --upstream EP ...         fan a node's ranks into one connection (relay.c)
+ *   trainscope keygen [--out NAME]             a CURVE key pair for remote attach (security.c)
  */
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +17,8 @@
 #include "cli.h"
 #include "collector.h"
 #include "tda_report.h"
+#include "relay.h"
+#include "security.h"
 #include "trainscope.h"
 
 static void usage(FILE *out)
@@ -35,6 +39,8 @@ static void usage(FILE *out)
             "                                     final/best values, statistics, findings, comparison\n"
             "  import tfevents PATH... | import csv FILE --run NAME\n"
             "                                     bring TensorBoard or CSV runs in\n"
+            "  relay --upstream tcp://HOST:PORT   one per node: its ranks share one connection\n"
+            "  keygen [--out NAME]                a CURVE key pair for encrypted remote attach\n"
             "  version                            print the version\n"
             "\n"
             "`trainscope COMMAND --help` describes a command.\n");
@@ -61,6 +67,10 @@ int main(int argc, char **argv)
         return tad_tail_main(argc - 1, argv + 1);
     if (strcmp(cmd, "import") == 0)
         return tad_import_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "relay") == 0)
+        return trl_relay_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "keygen") == 0)
+        return tsec_keygen_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("trainscope %s (protocol 1)\n", TS_VERSION_STRING);
         return 0;
