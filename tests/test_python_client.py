@@ -429,6 +429,22 @@ def finding_the_library():
     check(rc == 0 and out == os.path.join(repo, "build-x", "proto", "libtrainscope.so"),
           f"found in the checkout's build tree, past a broken one ({out or err.strip()[-200:]})")
 
+    # a sanitizer build is skipped by a process without the ASan runtime
+    # (loading it would abort the interpreter): a stand-in that names libasan
+    import ctypes.util
+    if "libasan" not in os.environ.get("LD_PRELOAD", "") and not ctypes.util.find_library("trainscope"):
+        bare = os.path.join(tmp, "bare")
+        os.makedirs(os.path.join(bare, "proto"))
+        open(os.path.join(bare, "proto", "trainscope.h"), "w").close()
+        shutil.copytree(os.path.join(PYDIR, "trainscope"), os.path.join(bare, "python", "trainscope"),
+                        ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+        os.makedirs(os.path.join(bare, "build-asan", "proto"))
+        with open(os.path.join(bare, "build-asan", "proto", "libtrainscope.so"), "wb") as f:
+            f.write(b"\x7fELF stand-in NEEDED libasan.so.8\n")
+        rc, out, err = run_in(os.path.join(bare, "python"), plain)
+        check(rc != 0 and "skipped: built with AddressSanitizer" in err and "meson setup build" in err,
+              f"an ASan build tree is skipped, and the error says so ({err.strip().splitlines()[-1][:160]})")
+
     # TRAINSCOPE_LIB wins; a wrong one is an error that names it
     rc, out, err = run_in(os.path.join(repo, "python"), dict(plain, TRAINSCOPE_LIB=LIB))
     check(rc == 0 and out == LIB, f"TRAINSCOPE_LIB is used first ({out})")
@@ -441,7 +457,6 @@ def finding_the_library():
     shutil.copytree(os.path.join(PYDIR, "trainscope"), os.path.join(alone, "trainscope"),
                     ignore=shutil.ignore_patterns("__pycache__", "*.so"))
     rc, out, err = run_in(alone, plain)
-    import ctypes.util
     if ctypes.util.find_library("trainscope"):
         check(rc == 0, f"outside a checkout: the system's library is used ({out or err})")
     else:
