@@ -310,9 +310,10 @@ static void append(wr *w, int k, int64_t step, double v)
     CHECK(rc >= 0, "tss_append: %d %s", rc, tss_errmsg(w->st));
 }
 
-enum { S_WALK, S_SPIKE, S_SPECIAL, S_RESUMED, S_EMPTY, S_SINGLE, S_DUPS, S_TIME, S_NS };
+enum { S_WALK, S_SPIKE, S_SPECIAL, S_RESUMED, S_EMPTY, S_SINGLE, S_DUPS, S_TIME, S_CLOCK, S_NS };
 static const char *const s_names[S_NS] = {"train/loss", "train/spike", "train/special", "train/resumed",
-                                          "train/empty", "train/single", "train/dups", "train/time"};
+                                          "train/empty", "train/single", "train/dups", "train/time",
+                                          "train/clock_back"};
 
 static void write_store(wr *w, const char *path)
 {
@@ -341,6 +342,10 @@ static void write_store(wr *w, const char *path)
                 append(w, S_DUPS, s / 7, (double)(rnd() % 100) - 50.0);
         if (s < 12000)
             append(w, S_TIME, s, (double)(s % 977));
+        /* a trainer whose clock was set back by 5 s for a while, inside chunks */
+        if (s < 10000)
+            CHECK(tss_append(w->st, w->sid[S_CLOCK], s, w->t - (s >= 5000 && s < 5100 ? 5000000000ll : 0),
+                             (double)(s % 13)) >= 0, "append");
         if (s % 5000 == 0)
             tss_commit(w->st);
     }
@@ -396,6 +401,13 @@ static void test_columns_equal_reduced_points(void)
               "resumed: %" PRId64 " points, %d timelines", r->count, r->generations);
         CHECK(isfinite(sp->vmin) && isfinite(sp->vmax) && sp->n_inf > 0 && sp->n_nan > 0,
               "special: vmin %g vmax %g over finite values", sp->vmin, sp->vmax);
+    }
+    {
+        tss_point *p;
+        size_t n;
+        CHECK(tvm_points(src, series_index(src, "train/clock_back"), INT64_MIN, INT64_MAX, TVM_X_STEP, &p, &n) == 0 &&
+                  n == 10000, "clock_back points");
+        free(p);
     }
     for (size_t i = 0; i < tvm_series_count(src); i++)
         for (int flags = 0; flags < 4; flags++) {
