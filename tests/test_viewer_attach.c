@@ -387,6 +387,21 @@ static void collector_restart_fills_gap(void)
     CHECK(equals_store(src, c.store, &n) && n == 6200);
     tvn_stats ns;
     CHECK(tvm__net_stats(src, &ns) == 0 && ns.reconnects == 1);
+
+    /* Back at once, faster than any request times out: the live
+     * connection dropping is what tells the source to fill the gap. */
+    log_steps(pub, 3100, 3300);
+    collector_kill(&c, SIGKILL);
+    CHECK(collector_start(&c) == 0);
+    log_steps(pub, 3300, 3400);
+    CHECK(ts_flush(pub, 15000) == 0);
+    w = (want){ "restart", "train/loss", 3400 };
+    CHECK(poll_until(src, has_points, &w, 10000));
+    w.metric = "train/lr";
+    CHECK(poll_until(src, has_points, &w, 10000));
+    CHECK(poll_until(src, is_state, &st, 10000));
+    CHECK(equals_store(src, c.store, &n) && n == 6800);
+    CHECK(tvm__net_stats(src, &ns) == 0 && ns.reconnects == 2);
     printf("restart: %" PRIu64 " live points, %" PRIu64 " duplicates dropped, %" PRIu64
            " history points\n", ns.live_points, ns.live_dups, ns.history_points);
 done:

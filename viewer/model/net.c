@@ -114,6 +114,7 @@ struct tvn_conn {
     int hold;                          /* LIVE held until the subscription is trusted */
     int ever_connected;                /* a collector answered `info` once: later losses are RECONNECTING */
     int64_t sub_ready_ms;              /* handshake + settle; 0 = no handshake yet */
+    int live_lost;                     /* the live connection dropped: the collector went away */
     unsigned session;
     nseries *ser;                      /* sorted by id */
     size_t nser, capser;
@@ -441,7 +442,9 @@ static void live_readable(tvn_conn *c)
     zmq_msg_close(&extra);
 }
 
-/* The SUB's monitor: a handshake means the subscription is being sent. */
+/* The SUB's monitor: a handshake means the subscription is being sent; a
+ * disconnection that the collector went away (also one that came back at
+ * once: LIVE published before the SUB reconnected would be lost unseen). */
 static void monitor_readable(tvn_conn *c)
 {
     zmq_msg_t ev, addr;
@@ -455,13 +458,16 @@ static void monitor_readable(tvn_conn *c)
             memcpy(&event, zmq_msg_data(&ev), 2);   /* host byte order, says zmq */
         if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && !c->sub_ready_ms)
             c->sub_ready_ms = now_ms() + TVN_SETTLE_MS;
+        if (event == ZMQ_EVENT_DISCONNECTED)
+            c->live_lost = 1;
     }
     zmq_msg_close(&ev);
     zmq_msg_close(&addr);
 }
 
 /* Wait up to timeout_ms, taking LIVE and monitor messages meanwhile.
- * Returns 1 when the DEALER has a reply, 0 on timeout, -EINTR on stop. */
+ * Returns 1 when the DEALER has a reply, 0 on timeout, -EINTR on stop,
+ * -ECONNRESET when the live connection dropped. */
 static int pump(tvn_conn *c, int timeout_ms)
 {
     zmq_pollitem_t it[3] = {
@@ -474,6 +480,8 @@ static int pump(tvn_conn *c, int timeout_ms)
     for (;;) {
         if (atomic_load(&c->stop))
             return -EINTR;
+        if (c->live_lost)
+            return -ECONNRESET;
         int64_t left = deadline - now_ms();
         if (left < 0)
             left = 0;
@@ -512,6 +520,11 @@ static void reply_free(reply *r)
  * -EREMOTEIO (the collector refused: ok false). The sentence is in err. */
 static int request(tvn_conn *c, cJSON *req, reply *r, char *err, size_t errlen)
 {
+    /* A page of points may take the collector a while to read and send;
+     * everything else is small. */
+    const cJSON *opname = cJSON_GetObjectItemCaseSensitive(req, "op");
+    int timeout = cJSON_IsString(opname) && strcmp(opname->valuestring, "points") == 0
+                  ? TVN_POINTS_TIMEOUT_MS : TVN_REQ_TIMEOUT_MS;
     zmq_msg_init(&r->bin);
     r->json = NULL;
     char *text = cJSON_PrintUnformatted(req);
@@ -522,7 +535,7 @@ static int request(tvn_conn *c, cJSON *req, reply *r, char *err, size_t errlen)
     stat_add(c, &c->stats.requests, 1);
     if (rc < 0)
         return -ETIMEDOUT;   /* nothing to send to: as if unanswered */
-    if ((rc = pump(c, TVN_REQ_TIMEOUT_MS)) <= 0)
+    if ((rc = pump(c, timeout)) <= 0)
         return rc < 0 ? rc : -ETIMEDOUT;
     zmq_msg_t head;
     zmq_msg_init(&head);
@@ -1096,20 +1109,23 @@ static int derive_live(tvn_conn *c, char *err, size_t errlen)
 
 static int open_sub(tvn_conn *c, char *err, size_t errlen)
 {
-    int linger = 0, hwm = TVN_SUB_RCVHWM, ivl = 100;
+    int linger = 0, hwm = TVN_SUB_RCVHWM, ivl = 100, hb = TVN_PING_MS, hbt = TVN_REQ_TIMEOUT_MS;
     char mon_ep[64];
     snprintf(mon_ep, sizeof mon_ep, "inproc://tvn-mon-%p-%u", (void *)c, c->session);
     c->sub_ready_ms = 0;
+    c->live_lost = 0;
     c->sub = zmq_socket(c->zctx, ZMQ_SUB);
     if (!c->sub)
         goto fail;
     zmq_setsockopt(c->sub, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(c->sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(c->sub, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(c->sub, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb);
+    zmq_setsockopt(c->sub, ZMQ_HEARTBEAT_TIMEOUT, &hbt, sizeof hbt);
     /* Every run: topics are prefixes, so "name" would also match "name2";
      * the filter is applied to each message's topic instead. */
     zmq_setsockopt(c->sub, ZMQ_SUBSCRIBE, "", 0);
-    if (zmq_socket_monitor(c->sub, mon_ep, ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
+    if (zmq_socket_monitor(c->sub, mon_ep, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0)
         goto fail;
     c->mon = zmq_socket(c->zctx, ZMQ_PAIR);
     if (!c->mon || zmq_setsockopt(c->mon, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
@@ -1166,8 +1182,8 @@ static int follow(tvn_conn *c, int live_ok, char *err, size_t errlen)
         if (c->file_mode && atomic_load(&c->file_failed))
             history_from_api(c);
         /* A series LIVE names may not be committed yet (the API does not
-         * list it): ask again, but not more than every 100 ms. */
-        if ((c->need_runs && t >= last_sync + 100) || t >= next_refresh) {
+         * list it): ask again, but not more than every 250 ms. */
+        if ((c->need_runs && t >= last_sync + 250) || t >= next_refresh) {
             last_sync = t;
             next_refresh = t + TVN_REFRESH_MS;
             next_ping = t + TVN_PING_MS;
@@ -1196,6 +1212,7 @@ static int session(tvn_conn *c, char *err, size_t errlen)
 {
     int rc;
     c->session++;
+    c->live_lost = 0;
     if ((rc = open_dealer(c, err, errlen)) < 0)
         return rc;
     if ((rc = ask_info(c, err, errlen)) < 0)
@@ -1244,11 +1261,11 @@ static void *net_thread(void *arg)
         close_sockets(c);
         if (rc == -EINTR)
             break;
-        if (rc != -ETIMEDOUT) {
+        if (rc != -ETIMEDOUT && rc != -ECONNRESET) {
             set_state(c, TVM_FAILED, "%s", err[0] ? err : "out of memory");
             break;
         }
-        /* Timed out: the collector is not there (yet, or any more). */
+        /* Timed out or dropped: the collector is not there (yet, or any more). */
         if (c->ever_connected)
             set_state(c, TVM_RECONNECTING, "lost the collector at %s: reconnecting "
                       "(showing what was received)", c->api_ep);

@@ -15,7 +15,7 @@
  *      a sentence naming the endpoint, and it tries again;
  *   2. subscribes to LIVE (every run, or the runs asked for) and holds what
  *      arrives;
- *   3. lists runs, series and events, and fetches each series' history
+ *   3. lists runs, series, events and gaps, and fetches each series' history
  *      (`points`, after the last step it already has);
  *   4. once the subscription has certainly reached the collector (its
  *      handshake plus TVN_SETTLE_MS), fetches history again after the last
@@ -26,10 +26,12 @@
  *      every TVN_PING_MS as a heartbeat, runs every TVN_REFRESH_MS (new
  *      runs, status, new events); a series id LIVE names that we do not
  *      know makes it list that run's series again;
- *   6. a request unanswered for TVN_REQ_TIMEOUT_MS means the collector went
- *      away: RECONNECTING (what was delivered stays), new sockets, and from
- *      1. again; step 3 then fills the gap after the last step seen of
- *      every series.
+ *   6. a request unanswered for TVN_REQ_TIMEOUT_MS, or the live connection
+ *      dropping (the SUB's monitor; ZMTP heartbeats on both sockets catch a
+ *      peer that vanished silently), means the collector went away:
+ *      RECONNECTING (what was delivered stays), new sockets, and from 1.
+ *      again; step 3 then fills the gap after the last step seen of every
+ *      series.
  *
  * Merging (per series, in the thread): a point is delivered when its step is
  * above the highest step delivered. A LIVE point at or below it is a
@@ -69,7 +71,8 @@
 #include "model.h"   /* enum tvm_state */
 #include "store.h"   /* tss_run, tss_series, tss_event, tss_point */
 
-#define TVN_REQ_TIMEOUT_MS 2000  /* an API request unanswered this long: collector gone */
+#define TVN_REQ_TIMEOUT_MS 3000  /* an API request unanswered this long: collector gone */
+#define TVN_POINTS_TIMEOUT_MS 20000  /* the same for a page of points (up to TVN_PAGE_POINTS) */
 #define TVN_PING_MS 500          /* heartbeat `info` while idle */
 #define TVN_REFRESH_MS 1000      /* runs (status, new runs) and events while READY */
 #define TVN_SETTLE_MS 200        /* after the SUB handshake, before trusting the subscription */
