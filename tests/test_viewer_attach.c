@@ -12,6 +12,7 @@
  *   unreachable_endpoint            open returns at once, polls never block,
  *                                   the state says who does not answer
  *   bad_endpoints                   clear -EINVAL sentences
+ *   tcp_attach_finds_live_port      given tcp://H:P, LIVE is found on P + 1
  *   protocol_2_peer_fails           a peer whose info says protocol 2
  *   not_json_peer_fails             a peer that answers garbage
  *   malformed_live_ignored          LIVE frames broken every way are counted
@@ -25,8 +26,10 @@
  * Prints one FAIL line per failed check; exits 0 when none failed. Endpoints
  * are ipc:// paths in a fresh temp directory, so parallel runs do not meet.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -37,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -410,6 +414,64 @@ done:
     collector_kill(&c, SIGTERM);
 }
 
+/* A free TCP port p on loopback with p + 1 free too (the default layout:
+ * API on p, live on p + 1). 0 when none was found. */
+static int free_port_pair(void)
+{
+    for (int tries = 0; tries < 50; tries++) {
+        int fd[2] = { socket(AF_INET, SOCK_STREAM, 0), socket(AF_INET, SOCK_STREAM, 0) };
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof a;
+        int port = 0;
+        if (fd[0] >= 0 && bind(fd[0], (struct sockaddr *)&a, sizeof a) == 0 &&
+            getsockname(fd[0], (struct sockaddr *)&a, &len) == 0 && ntohs(a.sin_port) < 65535) {
+            port = ntohs(a.sin_port);
+            a.sin_port = htons((uint16_t)(port + 1));
+            if (fd[1] < 0 || bind(fd[1], (struct sockaddr *)&a, sizeof a) != 0)
+                port = 0;
+        }
+        close(fd[0]);
+        close(fd[1]);
+        if (port)
+            return port;
+    }
+    return 0;
+}
+
+/* Given only tcp://127.0.0.1:P, the live feed is found on P + 1. */
+static void tcp_attach_finds_live_port(void)
+{
+    collector c;
+    collector_init(&c, "tcp");
+    int p = free_port_pair(), q = free_port_pair();
+    CHECK(p && q);
+    snprintf(c.api, sizeof c.api, "tcp://127.0.0.1:%d", p);
+    snprintf(c.live, sizeof c.live, "tcp://127.0.0.1:%d", p + 1);
+    snprintf(c.ingest, sizeof c.ingest, "tcp://127.0.0.1:%d", q);
+    CHECK(collector_start(&c) == 0);
+    ts_run *pub = publisher(&c, "tcp");
+    log_steps(pub, 0, 10);
+    CHECK(ts_flush(pub, 10000) == 0);
+    tvm_source *src = NULL;
+    char err[512];
+    CHECK(tvm_open(&src, c.api, NULL, err, sizeof err) == 0);
+    if (src) {
+        enum tvm_state ready = TVM_READY;
+        CHECK(poll_until(src, is_state, &ready, 10000));
+        const char *msg = NULL;
+        tvm_state(src, &msg);
+        CHECK(msg && strstr(msg, "live") && !strstr(msg, "does not answer"));
+        log_steps(pub, 10, 20);   /* not flushed: these come LIVE */
+        want w = { "tcp", "train/loss", 20 };
+        CHECK(poll_until(src, has_points, &w, 5000));
+        tvn_stats st;
+        CHECK(tvm__net_stats(src, &st) == 0 && st.live_points >= 20);
+        tvm_close(src);
+    }
+    ts_close(pub, 5000);
+    collector_kill(&c, SIGTERM);
+}
+
 static void unreachable_endpoint(void)
 {
     char where[320];
@@ -647,6 +709,7 @@ int main(int argc, char **argv)
         { "protocol_2_peer_fails", protocol_2_peer_fails },
         { "not_json_peer_fails", not_json_peer_fails },
         { "malformed_live_ignored", malformed_live_ignored },
+        { "tcp_attach_finds_live_port", tcp_attach_finds_live_port },
         { "collector_restart_fills_gap", collector_restart_fills_gap },
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
