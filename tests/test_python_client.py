@@ -369,13 +369,16 @@ def lifetimes():
     except KeyError:
         pass
     env = {"TRAINSCOPE_LIB": LIB}
-    rc, _, err = child(f"""
+    rc, out, err = child(f"""
 import trainscope
 run = trainscope.init({col.ingest!r}, "exit-ok", config={{"a": 1}})
 for s in range(1000):
     run.log({{"x": s * 0.25}})
+import sys
+print("imported:", sorted(m for m in ("numpy", "torch") if m in sys.modules))
 """, env)
     check(rc == 0, f"child that never closes exits 0 ({err.strip()[-200:]})")
+    check("imported: []" in out, f"trainscope imports neither numpy nor torch ({out.strip()})")
     rc, _, err = child(f"""
 import trainscope
 run = trainscope.init({col.ingest!r}, "exit-raise")
