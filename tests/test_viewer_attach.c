@@ -9,6 +9,8 @@
  *   collector_restart_fills_gap     kill -9 the collector: RECONNECTING,
  *                                   points kept; restart on the same store:
  *                                   READY again, no duplicate, no hole
+ *   resumed_run_live_and_while_away steps going back, seen LIVE and
+ *                                   while disconnected: newest timeline exact
  *   unreachable_endpoint            open returns at once, polls never block,
  *                                   the state says who does not answer
  *   bad_endpoints                   clear -EINVAL sentences
@@ -414,6 +416,71 @@ done:
     collector_kill(&c, SIGTERM);
 }
 
+/* A run resumed from a checkpoint (steps go back): seen LIVE, and while
+ * the viewer was away (the collector reports a timeline it has not seen:
+ * the series is fetched again whole). The model's newest timeline equals
+ * the store's. */
+static void resumed_run_live_and_while_away(void)
+{
+    collector c;
+    collector_init(&c, "resume");
+    CHECK(collector_start(&c) == 0);
+    ts_run *pub = publisher(&c, "resume");
+    log_steps(pub, 0, 1000);
+    CHECK(ts_flush(pub, 10000) == 0);
+    tvm_source *src = NULL;
+    char err[512];
+    CHECK(tvm_open(&src, c.api, NULL, err, sizeof err) == 0);
+    if (!src)
+        goto done;
+    enum tvm_state ready = TVM_READY;
+    CHECK(poll_until(src, is_state, &ready, 10000));
+    want w = { "resume", "train/loss", 1000 };
+    CHECK(poll_until(src, has_points, &w, 10000));
+
+    /* Resumed while watched: steps 500..699 again, a new timeline. */
+    ts_run *again = publisher(&c, "resume");
+    sleep_ms(5);   /* later wall times than anything before */
+    log_steps(again, 500, 700);
+    CHECK(ts_flush(again, 10000) == 0);
+    w.n = 700;
+    CHECK(poll_until(src, has_points, &w, 10000));
+    w.metric = "train/lr";
+    CHECK(poll_until(src, has_points, &w, 10000));
+    size_t n = 0;
+    CHECK(equals_store(src, c.store, &n) && n == 1400);
+    ts_close(again, 5000);
+
+    /* Resumed again while the viewer was away: the collector serves the
+     * publisher on API and live endpoints the viewer does not know, then
+     * comes back on its own. */
+    collector_kill(&c, SIGTERM);
+    enum tvm_state away = TVM_RECONNECTING;
+    CHECK(poll_until(src, is_state, &away, 10000));
+    collector hidden = c;
+    strcat(hidden.api, "-hidden");
+    strcat(hidden.live, "-hidden");
+    CHECK(collector_start(&hidden) == 0);
+    ts_run *third = publisher(&c, "resume");
+    log_steps(third, 300, 400);
+    CHECK(ts_flush(third, 10000) == 0);
+    collector_kill(&hidden, SIGTERM);
+    CHECK(collector_start(&c) == 0);
+    CHECK(poll_until(src, is_state, &ready, 10000));
+    w = (want){ "resume", "train/loss", 400 };
+    CHECK(poll_until(src, has_points, &w, 10000));
+    w.metric = "train/lr";
+    CHECK(poll_until(src, has_points, &w, 10000));
+    CHECK(equals_store(src, c.store, &n) && n == 800);
+    tvn_stats st;
+    CHECK(tvm__net_stats(src, &st) == 0 && st.resets == 2);   /* both series fetched whole */
+    ts_close(third, 5000);
+done:
+    tvm_close(src);
+    ts_close(pub, 5000);
+    collector_kill(&c, SIGTERM);
+}
+
 /* A free TCP port p on loopback with p + 1 free too (the default layout:
  * API on p, live on p + 1). 0 when none was found. */
 static int free_port_pair(void)
@@ -710,6 +777,7 @@ int main(int argc, char **argv)
         { "not_json_peer_fails", not_json_peer_fails },
         { "malformed_live_ignored", malformed_live_ignored },
         { "tcp_attach_finds_live_port", tcp_attach_finds_live_port },
+        { "resumed_run_live_and_while_away", resumed_run_live_and_while_away },
         { "collector_restart_fills_gap", collector_restart_fills_gap },
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {

@@ -831,6 +831,7 @@ static int push_reset(tvn_conn *c, nseries *s)
     item *it = item_new(IT_RESET, s->id);
     if (!it)
         return -ENOMEM;
+    stat_add(c, &c->stats.resets, 1);
     it->reset_pts = s->coll;
     it->n = s->ncoll;
     s->coll = NULL;

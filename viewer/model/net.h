@@ -144,6 +144,7 @@ typedef struct tvn_stats {
     uint64_t history_points;     /* points fetched with `points` */
     uint64_t requests;           /* API requests sent */
     uint64_t reconnects;         /* times the collector went away and came back */
+    uint64_t resets;             /* series fetched again whole (a resume we did not see) */
 } tvn_stats;
 void tvn_get_stats(tvn_conn *c, tvn_stats *s);
 
