@@ -475,6 +475,24 @@ static void test_time_limit_replays(void)
         }
         tvm_set_time_limit(src, INT64_MAX);
         CHECK(tvm_series_at(src, ri)->count == 21000, "limit lifted");
+        /* replay playing forward over a fixed view: the cached columns
+         * before the newly shown points are kept, the rest recomputed */
+        for (int flags = 0; flags < 4; flags++) {
+            int f = (flags & 1 ? TVM_X_TIME : TVM_X_STEP) | (flags & 2 ? TVM_ALL_TIMELINES : 0);
+            for (int k = 0; k <= 16; k++) {
+                int64_t limit = t0 + (t1 - t0) / 16 * k;
+                tvm_set_time_limit(src, k == 16 ? INT64_MAX : limit);
+                for (size_t i = 0; i < tvm_series_count(src); i++) {
+                    const tvm_series *x = tvm_series_at(src, i);
+                    int64_t lo = f & TVM_X_TIME ? t0 : 0, hi = f & TVM_X_TIME ? t1 : 40000, from, to;
+                    tss_point *ref;
+                    size_t nref = ref_points(rd, x->id, f, k == 16 ? INT64_MAX : limit, &ref);
+                    tvm_align_range(lo, hi, 128, &from, &to);
+                    check_columns(src, i, ref, nref, f, from, to, 128, "replay forward");
+                    free(ref);
+                }
+            }
+        }
     }
 out:
     tss_close(rd);

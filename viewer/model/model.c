@@ -537,13 +537,47 @@ const tvm_gap *tvm_gap_at(const tvm_source *src, size_t i)
     return i < tvm_gap_count(src) ? &src->gaps[i] : NULL;
 }
 
+/* Replay moving forward only adds points logged in (old, t]: columns before
+ * the first of them stay valid, unless one of them starts a timeline (which
+ * hides older points) or the clock went back somewhere (then all go). */
+static void tvm_limit_changed(tvm_source *src, size_t i, int64_t old, int64_t t)
+{
+    tvm_ser *s = &src->ser[i];
+    int64_t from_step = INT64_MAX;
+    size_t k = s->nchunks;
+    int gen = -1;
+
+    if (t < old || !s->view[0].t_sorted || !s->view[1].t_sorted) {
+        tvm__series_changed(src, i, INT64_MIN, INT64_MIN);
+        return;
+    }
+    while (k > 0 && s->chunks[k - 1].t_last > old)
+        k--;
+    if (k > 0)
+        gen = s->chunks[k - 1].gen;     /* the timeline visible at old */
+    for (size_t c = k; c < s->nchunks && s->chunks[c].t_first <= t; c++) {
+        if (gen >= 0 && s->chunks[c].gen != gen) {
+            tvm__series_changed(src, i, INT64_MIN, INT64_MIN);
+            return;
+        }
+        if (s->chunks[c].step_first < from_step)
+            from_step = s->chunks[c].step_first;
+        gen = s->chunks[c].gen;
+    }
+    if (from_step != INT64_MAX)
+        tvm__series_changed(src, i, from_step, old == INT64_MAX ? old : old + 1);
+}
+
 void tvm_set_time_limit(tvm_source *src, int64_t t_ns)
 {
+    int64_t old;
+
     if (!src || src->t_limit == t_ns)
         return;
+    old = src->t_limit;
     src->t_limit = t_ns;
     for (size_t i = 0; i < src->nser; i++)
-        tvm__series_changed(src, i, INT64_MIN, INT64_MIN);
+        tvm_limit_changed(src, i, old, t_ns);
     for (size_t i = 0; i < src->nser; i++)
         tvm__series_recount(src, i);
     src->changed |= TVM_CHANGED_POINTS | TVM_CHANGED_EVENTS;
