@@ -7,7 +7,10 @@
  * temporary store, ipc:// endpoints; a publisher thread logs one point every
  * --interval-us (default 5000) and notes the monotonic time just before each
  * log call; the main thread calls tvm_poll every --poll-us (default 200) and
- * notes when each step first shows in the series. Prints p50/p99/max over
+ * notes when each step first shows in the series. A third thread with a
+ * plain SUB on the live endpoint notes when each step's LIVE message
+ * arrives, which splits the total into publisher + collector (log call ->
+ * LIVE) and the viewer's source (LIVE -> tvm_poll). Prints p50/p99/max over
  * --points (default 1000) points.
  *
  * Usage: bench_live_latency PATH/TO/trainscope [--points N] [--interval-us U]
@@ -28,8 +31,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zmq.h>
+
 #include "model.h"
 #include "trainscope.h"
+#include "wire.h"
 
 extern char **environ;
 
@@ -68,6 +74,60 @@ static void *publisher(void *arg)
         ts_log_id(a->run, a->metric, i, (double)i);
     }
     return NULL;
+}
+
+static int cmp_i64(const void *x, const void *y);
+
+typedef struct sub_args {
+    const char *live;
+    int n;
+    int64_t *t_live;         /* per step: monotonic ns its LIVE message arrived here */
+    atomic_int ready, stop;
+} sub_args;
+
+static void *live_watcher(void *arg)
+{
+    sub_args *a = arg;
+    void *ctx = zmq_ctx_new(), *sub = zmq_socket(ctx, ZMQ_SUB);
+    int linger = 0, timeout = 50;
+    zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
+    zmq_connect(sub, a->live);
+    atomic_store(&a->ready, 1);
+    zmq_msg_t f[3];
+    for (int i = 0; i < 3; i++)
+        zmq_msg_init(&f[i]);
+    while (!atomic_load(&a->stop)) {
+        if (zmq_msg_recv(&f[0], sub, 0) < 0)
+            continue;
+        int nf = 1;
+        while (nf < 3 && zmq_msg_more(&f[nf - 1]) && zmq_msg_recv(&f[nf], sub, 0) >= 0)
+            nf++;
+        int64_t t = mono_ns();
+        tsw_live l;
+        if (nf != 3 || tsw_live_decode(zmq_msg_data(&f[2]), zmq_msg_size(&f[2]), &l) < 0)
+            continue;
+        for (uint32_t i = 0; i < l.count; i++) {
+            int64_t step, tn;
+            double v;
+            tsw_live_point_decode(l.points + (size_t)i * TSW_LIVE_POINT, &step, &tn, &v);
+            if (step >= 0 && step < a->n && !a->t_live[step])
+                a->t_live[step] = t;
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        zmq_msg_close(&f[i]);
+    zmq_close(sub);
+    zmq_ctx_term(ctx);
+    return NULL;
+}
+
+static void print_quantiles(const char *what, int64_t *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_i64);
+    printf("  %-28s p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms\n", what, (double)v[n / 2] / 1e6,
+           (double)v[(size_t)n * 99 / 100] / 1e6, (double)v[n - 1] / 1e6);
 }
 
 static int cmp_i64(const void *x, const void *y)
@@ -127,6 +187,12 @@ int main(int argc, char **argv)
     atomic_init(&a.go, 0);
     a.t_log = calloc((size_t)n, sizeof *a.t_log);
     int64_t *lat = calloc((size_t)n, sizeof *lat);
+    sub_args sa = { .live = live, .n = n, .t_live = calloc((size_t)n, sizeof(int64_t)) };
+    int64_t *part1 = calloc((size_t)n, sizeof *part1), *part2 = calloc((size_t)n, sizeof *part2);
+    pthread_t wt;
+    int watching = 0;
+    atomic_init(&sa.ready, 0);
+    atomic_init(&sa.stop, 0);
     ts_options o = ts_options_default();
     o.endpoint = ingest;
     o.run = "latency";
@@ -135,6 +201,9 @@ int main(int argc, char **argv)
     char err[512];
     pthread_t th;
     int started = 0;
+    if (!sa.t_live || !part1 || !part2 || pthread_create(&wt, NULL, live_watcher, &sa) != 0)
+        goto out;
+    watching = 1;
     if (!a.t_log || !lat || ts_open(&a.run, &o) < 0 || (a.metric = ts_metric(a.run, "latency/x")) < 0)
         goto out;
     /* The series must exist before the source attaches: one point, flushed. */
@@ -183,17 +252,32 @@ int main(int argc, char **argv)
         fprintf(stderr, "only %" PRId64 " of %d points became visible\n", seen + 1, n);
         goto out;
     }
-    qsort(lat, (size_t)n, sizeof *lat, cmp_i64);
-    printf("log call -> visible in tvm_poll, %d points, one every %d us, poll every %d us, "
-           "publisher batch interval %d ms%s:\n", n, interval_us, poll_us,
-           batch_ms ? batch_ms : 20, batch_ms ? "" : " (default)");
-    printf("  p50 %.2f ms  p99 %.2f ms  max %.2f ms   (slowest tvm_poll %.3f ms)\n",
-           (double)lat[n / 2] / 1e6, (double)lat[(size_t)n * 99 / 100] / 1e6,
-           (double)lat[n - 1] / 1e6, (double)poll_max / 1e6);
+    int nsplit = 0;
+    for (int i = 0; i < n; i++) {
+        if (!sa.t_live[i])
+            continue;
+        part1[nsplit] = sa.t_live[i] - a.t_log[i];
+        part2[nsplit++] = a.t_log[i] + lat[i] - sa.t_live[i];
+    }
+    printf("%d points, one every %d us, tvm_poll every %d us, publisher batch interval %d ms%s, "
+           "slowest tvm_poll %.3f ms:\n", n, interval_us, poll_us, batch_ms ? batch_ms : 20,
+           batch_ms ? "" : " (default)", (double)poll_max / 1e6);
+    print_quantiles("log call -> visible", lat, n);
+    if (nsplit > 0) {
+        print_quantiles("log call -> LIVE at a SUB", part1, nsplit);
+        print_quantiles("LIVE at a SUB -> visible", part2, nsplit);
+    }
     rc = 0;
 out:
     if (started)
         pthread_join(th, NULL);
+    if (watching) {
+        atomic_store(&sa.stop, 1);
+        pthread_join(wt, NULL);
+    }
+    free(sa.t_live);
+    free(part1);
+    free(part2);
     tvm_close(src);
     ts_close(a.run, 5000);
     kill(pid, SIGTERM);
