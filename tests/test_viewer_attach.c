@@ -132,11 +132,19 @@ static int collector_start(collector *c)
     return ok ? 0 : -1;
 }
 
+/* Stop it; after SIGTERM it must exit 0 (under ASan that also means no
+ * error or leak in the collector, api.c's ops included). */
 static void collector_kill(collector *c, int sig)
 {
+    int status = 0;
     if (c->pid > 0) {
         kill(c->pid, sig);
-        waitpid(c->pid, NULL, 0);
+        waitpid(c->pid, &status, 0);
+        if (sig == SIGTERM && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+            printf("FAIL the collector on %s exited with status %d (see %s/collector.log)\n",
+                   c->store, status, tmpdir);
+            failures++;
+        }
     }
     c->pid = 0;
 }
