@@ -287,16 +287,7 @@ static inline int model_step_implicit(const tsc__model *m)
  * of the order with the lowest score (ties go to the lower order). */
 static inline uint64_t model_predict(const tsc__model *m)
 {
-    uint64_t p = m->diff[0], best = p;
-    uint32_t low = m->score[0];
-    for (int j = 1; j < TSC__ORDERS; j++) {
-        p += m->diff[j];
-        if (m->score[j] < low) {
-            low = m->score[j];
-            best = p;
-        }
-    }
-    return best;
+    return m->pred;
 }
 
 static inline uint32_t decay_add(uint32_t sum, unsigned shift, unsigned x)
@@ -311,7 +302,7 @@ static void model_first(tsc__model *m, uint64_t step, uint64_t time, uint64_t bi
     memset(m, 0, sizeof *m);
     m->step = step;
     m->time = time;
-    m->diff[0] = bits;
+    m->diff[0] = m->pred = bits;
     m->tz_lo = m->tz_cur = (uint8_t)(tz > 63 ? 63 : tz);
 }
 
@@ -321,6 +312,8 @@ static inline void model_update(tsc__model *m, uint64_t step, uint64_t time, uin
                                 const uint64_t z[3], uint64_t r)
 {
     uint64_t res = bits, d = bits;
+    uint64_t p = 0;
+    uint32_t low = UINT32_MAX;
     m->step_delta = step - m->step;
     m->step = step;
     m->time_delta = time - m->time;
@@ -336,6 +329,11 @@ static inline void model_update(tsc__model *m, uint64_t step, uint64_t time, uin
         res -= old;
         m->score[j] = decay_add(m->score[j], SCORE_SHIFT, bitlen1(zigzag(res)));
         m->diff[j] = d;
+        p += d;                 /* the next value by extrapolation of order j */
+        if (m->score[j] < low) {
+            low = m->score[j];
+            m->pred = p;
+        }
         d -= old;
     }
     if (r) {

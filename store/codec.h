@@ -32,11 +32,13 @@ typedef struct tsc__model {
     uint64_t step, step_delta;  /* last step and last step delta */
     uint64_t time, time_delta;  /* same for time */
     uint64_t diff[TSC__ORDERS]; /* value bits: last one, then its backward differences */
+    uint64_t pred;              /* the next value's prediction: by the order with the lowest score */
     uint32_t score[TSC__ORDERS];/* decayed residual bit lengths of each predictor order */
     uint32_t mean[3];           /* decayed bit-length sums of the step, time and value codes */
     uint8_t tz_lo, tz_cur, tz_n;/* trailing-zero floor of value residuals: last and current block */
     uint8_t step_zeros;         /* consecutive exact steps (saturating): steps implicit from 16 */
     uint8_t run;                /* the last point was predicted exactly (run mode) */
+
 } tsc__model;
 
 typedef struct tsc_enc {
