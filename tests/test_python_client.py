@@ -473,8 +473,36 @@ def finding_the_library():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def pip_install():
+    """`pip install ./python` (offline, with the system's setuptools) into a
+    target directory; the installed package then logs to a collector."""
+    tmp = tempfile.mkdtemp(prefix="ts-pip-")
+    src = os.path.join(tmp, "src")   # a copy: setuptools writes build/ next to the sources
+    shutil.copytree(PYDIR, src, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info", "*.so"))
+    site = os.path.join(tmp, "site")
+    p = subprocess.run([sys.executable, "-m", "pip", "install", "--target", site, "--no-build-isolation",
+                        "--no-index", "--no-deps", "--quiet", src], capture_output=True, timeout=300, cwd=tmp)
+    check(p.returncode == 0 and os.path.isfile(os.path.join(site, "trainscope", "__init__.py")),
+          f"pip install ./python succeeds ({p.stderr.decode(errors='replace').strip()[-300:]})")
+    col = collector()
+    p = subprocess.run([sys.executable, "-c", f"""
+import trainscope
+print(trainscope.__file__)
+with trainscope.init({col.ingest!r}, "installed") as run:
+    run.log({{"x": 0.5}}, step=1)
+"""], capture_output=True, timeout=120, cwd=tmp, env=dict(os.environ, PYTHONPATH=site, TRAINSCOPE_LIB=LIB))
+    out = p.stdout.decode()
+    check(p.returncode == 0 and out.startswith(site),
+          f"the installed package is the one imported ({out.strip() or p.stderr.decode(errors='replace')[-200:]})")
+    got, rows = export_points(TRAINSCOPE, col.store, "installed")
+    check(got == {(0, "x", 1): bits(0.5)}, f"the installed package logged to the collector ({rows} rows)")
+    col.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 CASES = {f.__name__: f for f in (bit_exact, late_collector, drops_counted, bad_arguments,
-                                 c_entry_points, threads_and_fork, lifetimes, finding_the_library)}
+                                 c_entry_points, threads_and_fork, lifetimes, finding_the_library,
+                                 pip_install)}
 
 if __name__ == "__main__":
     for name in sys.argv[3:] or CASES:
