@@ -227,7 +227,12 @@ if hasattr(os, "register_at_fork"):
 # ---- the run ----
 
 class Run:
-    """One run's publisher. Create with trainscope.init()."""
+    """One run's publisher. Create with trainscope.init().
+
+    log, event and flush may be called from several threads at once; close
+    must not race with them (it frees the library's handle). In a child made
+    by os.fork the parent's runs raise TrainscopeError: call init() there.
+    """
 
     __slots__ = ("_h", "_hp", "_step", "_ids", "_shapes", "_drop_warned", "_forked",
                  "name", "project", "rank", "world_size", "endpoint", "close_timeout",
