@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PLATEAU_GAIN 1e-3   /* relative improvement of the EMA that ends a plateau */
+
 /* ---- roles and parameters ------------------------------------------------ */
 
 static const char *const role_names[] = {"other", "loss", "grad", "throughput", "steptime"};
@@ -85,6 +87,16 @@ static int apply_keys(const char *keys, tda_params *p, char *err, size_t errlen)
             params_default((tda_role)r, p);
             continue;
         }
+        static const char *const known[] = {"window", "spike", "explode", "drop", "drop_points",
+                                            "diverge", "plateau", "nonfinite"};
+        size_t ki = 0;
+        while (ki < sizeof known / sizeof *known && strcmp(k, known[ki]) != 0)
+            ki++;
+        if (ki == sizeof known / sizeof *known) {
+            snprintf(err, errlen, "unknown key '%s' (keys: role, window, spike, explode, drop, "
+                     "drop_points, diverge, plateau, nonfinite)", k);
+            return -EINVAL;
+        }
         errno = 0;
         double x = strtod(v, &end);
         if (errno || end == v || *end || !isfinite(x) || x < 0) {
@@ -116,8 +128,7 @@ static int apply_keys(const char *keys, tda_params *p, char *err, size_t errlen)
         } else if (strcmp(k, "nonfinite") == 0 && (x == 0 || x == 1)) {
             p->nonfinite = (int)x;
         } else {
-            snprintf(err, errlen, "unknown key or bad value '%s=%s' (keys: role, window, spike, "
-                     "explode, drop, drop_points, diverge, plateau, nonfinite)", k, v);
+            snprintf(err, errlen, "%s=%s: drop_points is 1..1e6, plateau 0..1e12, nonfinite 0 or 1", k, v);
             return -EINVAL;
         }
     }
@@ -273,8 +284,12 @@ static int feed_trend(tda_series *s, int64_t step, int64_t t_ns, double v, tda_f
     s->ema = s->seen == 1 ? v : s->ema + alpha * (v - s->ema);
     if (s->seen < p->window)
         return 0;
-    if (s->seen == p->window || s->ema < s->best_ema) {
+    if (s->seen == p->window || s->ema < s->best_ema)
         s->best_ema = s->ema;
+    /* For plateaus only an improvement by 0.1% counts: the EMA of a flat
+     * noisy loss sets tiny new records now and then. */
+    if (s->seen == p->window || s->ema < s->plateau_best - PLATEAU_GAIN * fabs(s->plateau_best)) {
+        s->plateau_best = s->ema;
         s->best_step = step;
         s->plateau_fired = 0;
     }
@@ -302,7 +317,7 @@ static int feed_trend(tda_series *s, int64_t step, int64_t t_ns, double v, tda_f
     }
     if (p->plateau > 0 && !s->plateau_fired && step - s->best_step >= (int64_t)p->plateau) {
         s->plateau_fired = 1;
-        snprintf(emit(out + n, TDA_PLATEAU, TDA_INFO, s->best_step, step, t_ns, s->ema, s->best_ema, NAN,
+        snprintf(emit(out + n, TDA_PLATEAU, TDA_INFO, s->best_step, step, t_ns, s->ema, s->plateau_best, NAN,
                       (double)(step - s->best_step), (double)p->plateau)->message,
                  sizeof out->message, "plateau: no new best since step %" PRId64 " (%" PRId64 " steps)",
                  s->best_step, step - s->best_step);

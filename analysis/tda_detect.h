@@ -12,7 +12,8 @@
  *   loss        spike: robust z >= spike (6) upward, once per excursion;
  *               divergence: the EMA (span = window) stays above its best by
  *               diverge (25%) of |best| for `window` points;
- *               plateau: no new best EMA for `plateau` steps (0 = off)
+ *               plateau: no improvement of the EMA by 0.1% for `plateau`
+ *               steps (0 = off)
  *   grad        grad_explosion: z >= spike (6) and value >= explode (2) x
  *               median (gradient norms are heavy-tailed: a high z alone is
  *               common in healthy runs, a jump by a factor is not)
@@ -103,8 +104,9 @@ typedef struct tda_series {
     uint32_t low_run;       /* throughput: consecutive low points */
     uint32_t div_run;       /* loss: consecutive points with the EMA above the margin */
     int64_t low_first, div_first;
-    double ema, best_ema;
-    int64_t best_step;
+    double ema, best_ema;   /* the EMA and its lowest value (divergence) */
+    double plateau_best;    /* the EMA's last improvement by 0.1% (plateau) */
+    int64_t best_step;      /* ... and its step */
     int64_t last_step;
 } tda_series;
 

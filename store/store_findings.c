@@ -47,6 +47,18 @@ int tss_finding_add(tss_store *st, const tss_finding *f)
         return tss__fail(st, -EPERM, "findings are written by the collector (a reader handle cannot)");
     if (st->broken)
         return st->broken;
+    /* Join the writer's transaction (begun as store.c begins it), so the
+     * finding is durable with the next tss_commit, with the points it is
+     * about, and never before them. */
+    if (!st->in_txn) {
+        sqlite3_stmt *b;
+        rc = tss__stmt(st, TSS_Q_BEGIN, &b);
+        if (rc == 0)
+            rc = tss__exec(st, b, "begin a transaction");
+        if (rc < 0)
+            return rc;
+        st->in_txn = 1;
+    }
     rc = sqlite3_exec(st->db, tsf_schema, NULL, NULL, NULL);
     if (rc != SQLITE_OK)
         return tss__sqlfail(st, rc, "create the findings table");
