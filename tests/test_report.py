@@ -57,16 +57,21 @@ def publish(endpoint, name, loss, grad=None, extra=None, world_size=1, rank=0):
 def documented_fields(path):
     """{section: [field, ...]} from the tables of docs/report-schema.md: a
     `### section` heading followed by rows whose first cell is `field`."""
-    out, section = {}, None
+    out, section, done = {}, None, True
     with open(path) as f:
         for line in f:
             h = re.match(r"^### (\S+)", line)
             if h:
-                section = h.group(1)
+                section, done = h.group(1), False
                 out[section] = []
                 continue
+            if section is None or done:
+                continue
+            if not line.startswith("|"):
+                done = bool(out[section])   # the first table after the heading only
+                continue
             row = re.match(r"^\| `([a-z_0-9]+)` \|", line)
-            if row and section:
+            if row:
                 out[section].append(row.group(1))
     return out
 
@@ -99,6 +104,7 @@ def main():
     calm = loss.copy()
     calm[600:] *= 1 + 0.15 * np.minimum(1.0, (np.arange(600, STEPS) - 600) / 50.0)
     publish(c.ingest, "calm", calm)
+    publish(c.ingest, "base", loss)
     # Three ranks; rank 1 takes 40% longer per step.
     rng = np.random.default_rng(3)
     for rank in range(3):
@@ -122,7 +128,7 @@ def main():
                          ("train/loss", "spike", 700), ("train/loss", "nan", NAN_STEP)],
           f"the collector stored the spikes, the explosion and the NaN of 'spiky': {spiky_rows}")
     check(all(src == "online" for *_, src, _ in rows), "stored findings are marked online")
-    check(not [r for r in rows if r[0] == "calm"], "no finding stored for the clean run 'calm'")
+    check(not [r for r in rows if r[0] in ("calm", "base")], "no finding stored for the clean runs")
     check(all(json.loads(r[5])["kind"] == r[2] for r in rows), "each stored detail is the finding's JSON")
     db.close()
 
@@ -173,10 +179,12 @@ def main():
     sp = next(f for f in rep["findings"] if f["kind"] == "spike")
     check(sp["evidence"]["score"] >= sp["evidence"]["threshold"] == 6 and sp["severity"] in ("warning", "critical")
           and sp["rank"] == 0 and sp["run"] == "spiky", f"spike evidence {sp}")
-    cmp = {m["name"]: m for m in rep["comparison"]["metrics"]}
+    rc, out, _ = cli(TRAINSCOPE, "report", c.store, "calm", "--json", "--against", "base")
+    cmp = {m["name"]: m for m in json.loads(out)["comparison"]["metrics"]}
     cl = cmp.get("train/loss", {})
-    check(cl.get("common_steps") == STEPS - 1 and cl.get("diverge_step") is not None
-          and 600 <= cl["diverge_step"] <= 640 and abs(cl["final_against"] - calm[-1]) < 1e-12,
+    check(cl.get("common_steps") == STEPS and cl.get("diverge_step") is not None
+          and 600 <= cl["diverge_step"] <= 640 and cl["final_against"] == float(loss[-1])
+          and cl["final"] == float(calm[-1]) and abs(cl["final_diff"] - (calm[-1] - loss[-1])) < 1e-12,
           f"--against: loss diverges just after step 600: {cl}")
     rc, out, _ = cli(TRAINSCOPE, "report", c.store, "calm", "--against", "calm", "--json")
     same = json.loads(out)["comparison"]["metrics"][0]
