@@ -447,6 +447,11 @@ def finding_the_library():
         rc, out, err = run_in(os.path.join(bare, "python"), plain)
         check(rc != 0 and "skipped: built with AddressSanitizer" in err and "meson setup build" in err,
               f"an ASan build tree is skipped, and the error says so ({err.strip().splitlines()[-1][:160]})")
+        stand_in = os.path.join(bare, "build-asan", "proto", "libtrainscope.so")
+        rc, out, err = run_in(os.path.join(bare, "python"), dict(plain, TRAINSCOPE_LIB=stand_in))
+        check(rc != 0 and "AddressSanitizer" in err and "LD_PRELOAD" in err,
+              f"TRAINSCOPE_LIB naming an ASan build: an ImportError saying how to load it "
+              f"({err.strip().splitlines()[-1][:160]})")
 
     # TRAINSCOPE_LIB wins; a wrong one is an error that names it
     rc, out, err = run_in(os.path.join(repo, "python"), dict(plain, TRAINSCOPE_LIB=LIB))

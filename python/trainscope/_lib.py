@@ -116,7 +116,11 @@ def _load():
             if where == "TRAINSCOPE_LIB":
                 raise ImportError(f"TRAINSCOPE_LIB={env!r} does not exist; " + BUILD_HINT)
             continue
-        if where == "build tree" and not asan_ok and _is_sanitized(path):
+        if not asan_ok and _is_sanitized(path):
+            # dlopen would not fail but abort the whole interpreter.
+            if where == "TRAINSCOPE_LIB":
+                raise ImportError(f"TRAINSCOPE_LIB={env!r} is built with AddressSanitizer; run Python "
+                                  "with LD_PRELOAD=$(gcc -print-file-name=libasan.so) or use a normal build")
             tried.append(f"{path} (skipped: built with AddressSanitizer)")
             continue
         try:
