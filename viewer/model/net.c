@@ -123,6 +123,8 @@ struct tvn_conn {
     int need_runs;                     /* a LIVE message named an unknown series */
     int file_mode;                     /* history comes from the store file, not `points` */
     int no_gaps;                       /* the collector has no `gaps` op */
+    tss_point *scratch;                /* decoded LIVE points of one message */
+    size_t scratch_cap;
 };
 
 static int64_t now_ms(void)
@@ -388,11 +390,18 @@ static void live_message(tvn_conn *c, zmq_msg_t f[3], int nframes)
     if (!followed(c, zmq_msg_data(&f[0]), zmq_msg_size(&f[0])))
         return;
     nseries *s = series_get(c, (int64_t)l.series);
-    tss_point *p = l.count ? malloc(l.count * sizeof *p) : NULL;
-    if (!s || (l.count && !p)) {
-        free(p);
+    /* Decoded into a buffer kept across messages: the copy that goes to
+     * the queue is the only allocation per message. */
+    if (!s)
         return;
+    if (l.count > c->scratch_cap) {
+        tss_point *np = realloc(c->scratch, l.count * sizeof *np);
+        if (!np)
+            return;
+        c->scratch = np;
+        c->scratch_cap = l.count;
     }
+    tss_point *p = c->scratch;
     for (uint32_t i = 0; i < l.count; i++) {
         tsw_live_point_decode(l.points + (size_t)i * TSW_LIVE_POINT, &p[i].step, &p[i].t_ns, &p[i].value);
         p[i].t_ns = floor_unit(p[i].t_ns, c->unit);
@@ -413,7 +422,6 @@ static void live_message(tvn_conn *c, zmq_msg_t f[3], int nframes)
         hold_points(s, p, l.count);
     else
         deliver(c, s, p, l.count, 1);
-    free(p);
 }
 
 static void live_readable(tvn_conn *c)
@@ -756,9 +764,8 @@ done:
 }
 
 /* One `points` request: [from, to] (INT64_MIN / INT64_MAX: open). Delivers
- * the points after what the series has; *got is how many came. */
-static int fetch_page(tvn_conn *c, nseries *s, int64_t from, int64_t to, size_t *got,
-                      char *err, size_t errlen)
+ * the points after what the series has. */
+static int fetch_page(tvn_conn *c, nseries *s, int64_t from, int64_t to, char *err, size_t errlen)
 {
     reply r;
     cJSON *req = op("points");
@@ -793,7 +800,6 @@ static int fetch_page(tvn_conn *c, nseries *s, int64_t from, int64_t to, size_t 
     reply_free(&r);
     rc = deliver(c, s, p, n, 0);
     free(p);
-    *got = n;
     stat_add(c, &c->stats.history_points, n);
     return rc;
 }
@@ -815,10 +821,9 @@ static int fetch_history(tvn_conn *c, nseries *s, char *err, size_t errlen)
     if (width < 1)
         width = 1;
     for (;;) {
-        size_t got = 0;
         int open = (double)from + width - 1 >= (double)s->step_last;
         int64_t to = open ? INT64_MAX : from + (int64_t)width - 1;
-        int rc = fetch_page(c, s, from, to, &got, err, errlen);
+        int rc = fetch_page(c, s, from, to, err, errlen);
         if (rc < 0 || open)
             return rc;
         from = to + 1;
@@ -1387,6 +1392,7 @@ void tvn_close(tvn_conn *c)
         item_free(it);
     }
     forget_all(c);
+    free(c->scratch);
     for (size_t i = 0; i < c->nfilter; i++)
         free(c->filter[i]);
     free(c->filter);
