@@ -126,6 +126,8 @@ static void update_scale(app *a, int *pw, int *ph)
     if (a->scale < 1)
         a->scale = 1;
     tvt_set_size(a->font, (int)lround(FONT_PT * a->scale));
+    if (a->view)
+        tvv_set_scale(a->view, a->scale);
 }
 
 static int open_window(app *a, int hidden)
@@ -308,7 +310,7 @@ static void handle_key(app *a, const SDL_KeyboardEvent *k, int *quit)
         break;
     default:
         if (c >= SDLK_1 && c <= SDLK_9)
-            tvv_toggle_run(a->view, (int)(c - SDLK_1));
+            tvv_toggle_run_nth(a->view, (int)(c - SDLK_1));
         break;
     }
     tvv_set_dirty(a->view);
@@ -389,12 +391,16 @@ static void handle_event(app *a, const SDL_Event *e, int *quit)
     }
 }
 
-/* Render when dirty; returns the view's error code. */
-static int frame(app *a, int force, int64_t *points)
+/* Render when dirty; returns the view's error code. *render_ms (when not
+ * NULL) gets the time spent drawing, without presenting. */
+static int frame(app *a, int force, int64_t *points, double *render_ms)
 {
     if (!force && !tvv_dirty(a->view))
         return 0;
+    double t = now_s();
     int rc = tvv_render(a->view, &a->cv, points);
+    if (render_ms)
+        *render_ms = (now_s() - t) * 1e3;
     present(a);
     return rc;
 }
@@ -427,7 +433,7 @@ static int interactive(app *a)
         if (a->o->replay > 0)
             replay_advance(a);
         update_status(a);
-        frame(a, 0, NULL);
+        frame(a, 0, NULL, NULL);
     }
     return 0;
 }
@@ -456,45 +462,49 @@ static int cmp_dbl(const void *x, const void *y)
 static int bench(app *a, double t_open)
 {
     long n = a->o->bench_frames;
-    double *ms = malloc((size_t)n * sizeof *ms);
+    double *ms = malloc((size_t)n * sizeof *ms), *rms = malloc((size_t)n * sizeof *rms);
     int64_t total_points = 0, pts = 0;
-    if (!ms)
-        return 1;
-    if (make_canvas(a, a->o->width, a->o->height) < 0) {
-        free(ms);
-        return 1;
-    }
+    int rc = 1;
+    if (!ms || !rms || make_canvas(a, a->o->width, a->o->height) < 0)
+        goto out;
     double t0 = now_s();
-    frame(a, 1, &pts);
+    frame(a, 1, &pts, NULL);
     double first = now_s() - t_open;
     fprintf(stdout, "first frame: %.1f ms after open (render %.1f ms), %" PRId64 " points represented\n",
             first * 1e3, (now_s() - t0) * 1e3, pts);
-    int w2 = a->cv.w / 2;
+    /* A 200-frame cycle: zoom in by 2 every 10th frame while dragging
+     * right, drag right, drag left, zoom back out while dragging left. */
+    int w2 = a->cv.w / 2, d = (int)(7 * a->scale);
     for (long i = 0; i < n; i++) {
         long ph = i % 200;
         if (ph < 50)
-            tvv_zoom(a->view, w2, 0.92);
+            ph % 10 == 0 ? tvv_zoom(a->view, w2, 0.5) : tvv_pan(a->view, -d);
         else if (ph < 100)
-            tvv_pan(a->view, (int)(7 * a->scale));
+            tvv_pan(a->view, -d);
         else if (ph < 150)
-            tvv_pan(a->view, -(int)(7 * a->scale));
+            tvv_pan(a->view, d);
         else
-            tvv_zoom(a->view, w2, 1 / 0.92);
+            ph % 10 == 0 ? tvv_zoom(a->view, w2, 2) : tvv_pan(a->view, d);
         double s = now_s();
         int m = tvm_poll(a->src);
         if (m > 0)
             tvv_data_changed(a->view, (unsigned)m);
         pts = 0;
-        frame(a, 1, &pts);
+        frame(a, 1, &pts, &rms[i]);
         ms[i] = (now_s() - s) * 1e3;
         total_points += pts;
     }
     qsort(ms, (size_t)n, sizeof *ms, cmp_dbl);
-    fprintf(stdout, "frames %ld at %dx%d: p50 %.2f ms, p99 %.2f ms, max %.2f ms; points represented per frame %.0f; "
-            "panels %zu; VmRSS %ld kB\n", n, a->cv.w, a->cv.h, ms[n / 2], ms[(size_t)((double)n * 0.99)],
-            ms[n - 1], (double)total_points / (double)n, tvv_panel_count(a->view), vm_rss_kb());
+    qsort(rms, (size_t)n, sizeof *rms, cmp_dbl);
+    fprintf(stdout, "frames %ld at %dx%d: p50 %.2f ms, p99 %.2f ms, max %.2f ms (drawing alone: p50 %.2f ms, "
+            "p99 %.2f ms); points represented per frame %.0f; panels %zu; VmRSS %ld kB\n", n, a->cv.w, a->cv.h,
+            ms[n / 2], ms[(size_t)((double)n * 0.99)], ms[n - 1], rms[n / 2], rms[(size_t)((double)n * 0.99)],
+            (double)total_points / (double)n, tvv_panel_count(a->view), vm_rss_kb());
+    rc = 0;
+out:
     free(ms);
-    return 0;
+    free(rms);
+    return rc;
 }
 
 /* Anything drawable? 0 when every visible series is empty or NaN only. */
@@ -513,7 +523,7 @@ static int screenshot(app *a)
     int64_t pts = 0;
     if (make_canvas(a, a->o->width, a->o->height) < 0)
         return 1;
-    int rc = frame(a, 1, &pts);
+    int rc = frame(a, 1, &pts, NULL);
     if (IMG_SavePNG(a->surf, a->o->screenshot) != 0) {
         fprintf(stderr, "trainscope-viewer: cannot write %s: %s\n", a->o->screenshot, IMG_GetError());
         return 1;

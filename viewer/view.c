@@ -62,6 +62,8 @@ struct tvv_view {
     size_t ngroups;
 
     size_t nruns;
+    size_t *run_order;          /* runs by store id: legend order; a run's colour is its place here */
+    size_t *run_rank;           /* inverse of run_order */
     unsigned char *run_hidden;
     int64_t *run_start;         /* ns: first point of the run (time since start) */
     legend_item *legend;
@@ -137,9 +139,16 @@ static int cmp_series_name(const void *a, const void *b)
     int c = strcmp(x->name, y->name);
     if (c)
         return c;
-    if (x->run != y->run)
-        return x->run < y->run ? -1 : 1;
+    int64_t rx = tvm_run_at(cmp_src, x->run)->id, ry = tvm_run_at(cmp_src, y->run)->id;
+    if (rx != ry)   /* by run id: the same drawing order whatever order the source lists runs in */
+        return rx < ry ? -1 : 1;
     return x->rank - y->rank;
+}
+
+static int cmp_run_id(const void *a, const void *b)
+{
+    int64_t x = tvm_run_at(cmp_src, *(const size_t *)a)->id, y = tvm_run_at(cmp_src, *(const size_t *)b)->id;
+    return x < y ? -1 : x > y;
 }
 
 static size_t prefix_len(const char *name)
@@ -179,6 +188,22 @@ static int rebuild(tvv_view *v)
             h[i] = 0;
         v->nruns = nruns;
     }
+    size_t *ord = realloc(v->run_order, (nruns ? nruns : 1) * sizeof *ord);
+    if (ord)
+        v->run_order = ord;
+    size_t *rk = realloc(v->run_rank, (nruns ? nruns : 1) * sizeof *rk);
+    if (rk)
+        v->run_rank = rk;
+    if (!ord || !rk)
+        return -ENOMEM;
+    /* Colours follow the store's run ids, not the order a source lists the
+     * runs in, so a store and its collector draw the same picture. */
+    for (size_t r = 0; r < nruns; r++)
+        ord[r] = r;
+    cmp_src = v->src;
+    qsort(ord, nruns, sizeof *ord, cmp_run_id);
+    for (size_t r = 0; r < nruns; r++)
+        rk[ord[r]] = r;
     for (size_t r = 0; r < nruns; r++)
         v->run_start[r] = INT64_MAX;
     size_t *idx = malloc((ns ? ns : 1) * sizeof *idx), n = 0;
@@ -280,6 +305,8 @@ void tvv_destroy(tvv_view *v)
     if (v->have_re)
         regfree(&v->re);
     free(v->run_hidden);
+    free(v->run_order);
+    free(v->run_rank);
     free(v->run_start);
     free(v->legend);
     free(v->cols);
@@ -364,17 +391,48 @@ static void data_x_bounds(const tvv_view *v, int64_t *lo, int64_t *hi)
     *hi = b;
 }
 
+/* Columns per x unit of the aligned grid (model.h's fast path), or 0 when
+ * the range is narrower than the plot (one x per column or less: unaligned). */
+static int64_t grid_w(const tvv_view *v)
+{
+    if (v->ncols <= 0)
+        return 0;
+    uint64_t span = (uint64_t)v->x_to - (uint64_t)v->x_from + 1;
+    if (span % (uint64_t)v->ncols)
+        return 0;
+    uint64_t w = span / (uint64_t)v->ncols;
+    return (w & (w - 1)) == 0 && v->x_from % (int64_t)w == 0 ? (int64_t)w : 0;
+}
+
+/* Show [from, to] on the aligned grid that holds it (model.h: a pan or a
+ * zoom by two then reuses the columns computed before). */
+static void set_aligned(tvv_view *v, int64_t from, int64_t to)
+{
+    int64_t a, b;
+    if (v->ncols > 0 && tvm_align_range(from, to, (size_t)v->ncols, &a, &b) == 0) {
+        from = a;
+        to = b;
+    }
+    v->x_from = from;
+    v->x_to = to;
+}
+
 static void update_x_range(tvv_view *v)
 {
     int64_t lo, hi;
     data_x_bounds(v, &lo, &hi);
     if (v->x_auto) {
+        /* the whole data, edge to edge (a zoom or pan then aligns) */
         v->x_from = lo;
         v->x_to = hi;
     } else if (v->follow && v->x_to < hi) {
-        int64_t w = v->x_to - v->x_from;
-        v->x_to = hi;
-        v->x_from = hi - w;
+        /* slide by whole grid columns so the cached columns stay valid */
+        int64_t w = grid_w(v);
+        uint64_t d = (uint64_t)hi - (uint64_t)v->x_to;
+        if (w > 0)
+            d = (d + (uint64_t)w - 1) / (uint64_t)w * (uint64_t)w;
+        v->x_to = (int64_t)((uint64_t)v->x_to + d);
+        v->x_from = (int64_t)((uint64_t)v->x_from + d);
     }
 }
 
@@ -427,9 +485,9 @@ void tvv_hover(tvv_view *v, int x, int y)
 
 static void set_range_d(tvv_view *v, double from, double to)
 {
-    const double lim = 9.0e18;
-    if (to - from < 2)
-        to = from + 2;
+    const double lim = 4.0e18;
+    if (to - from < 3)
+        to = from + 3;
     if (from < -lim)
         from = -lim;
     if (to > lim)
@@ -440,14 +498,26 @@ static void set_range_d(tvv_view *v, double from, double to)
     v->dirty = 1;
 }
 
+/* Zoom by a power of two around a column: the grid stays aligned (each
+ * column w x units, w a power of two, the range starting at a multiple of
+ * w). Below one x unit per column the range is no longer aligned. */
 void tvv_zoom(tvv_view *v, int x, double factor)
 {
     int col = v->ncols / 2;
     col_of_pixel(v, x, v->hover_y, &col);
     double w = (double)v->x_to - (double)v->x_from + 1;
     double frac = v->ncols > 0 ? (col + 0.5) / v->ncols : 0.5;
-    double xc = (double)v->x_from + frac * w, nw = w * factor;
+    double xc = (double)v->x_from + frac * w;
+    double nw = w * (factor < 1 ? 0.5 : 2);
     v->follow = 0;
+    if (v->ncols > 0 && nw >= v->ncols) {
+        double gw = nw / v->ncols;                      /* a power of two when w was aligned */
+        gw = exp2(round(log2(gw)));
+        double from = floor((xc - frac * gw * v->ncols) / gw) * gw;
+        set_range_d(v, from, from + gw * v->ncols - 1);
+        if (v->x_to - v->x_from + 1 == (int64_t)gw * v->ncols)
+            return;
+    }
     set_range_d(v, xc - frac * nw, xc + (1 - frac) * nw - 1);
 }
 
@@ -455,9 +525,18 @@ void tvv_pan(tvv_view *v, int dx)
 {
     if (v->ncols <= 0 || dx == 0)
         return;
-    double w = (double)v->x_to - (double)v->x_from + 1;
-    double shift = -(double)dx * w / v->ncols;
+    int64_t w = grid_w(v);
     v->follow = 0;
+    if (w > 0) {    /* whole columns: the model reuses the columns it has */
+        int64_t shift = -(int64_t)dx * w;
+        v->x_from += shift;
+        v->x_to += shift;
+        v->x_auto = 0;
+        v->dirty = 1;
+        return;
+    }
+    double span = (double)v->x_to - (double)v->x_from + 1;
+    double shift = round(-(double)dx * span / v->ncols);
     set_range_d(v, (double)v->x_from + shift, (double)v->x_to + shift);
 }
 
@@ -492,7 +571,8 @@ void tvv_box_zoom(tvv_view *v, int x0, int y0, int x1, int y1)
         p->yhi = p->ys.log ? log10(b) : b;
     }
     v->follow = 0;
-    set_range_d(v, (double)lo, (double)(h2 > l2 ? h2 : l2));
+    v->x_auto = 0;
+    set_aligned(v, lo, h2 > l2 ? h2 : l2);
 }
 
 void tvv_reset(tvv_view *v)
@@ -555,6 +635,12 @@ void tvv_toggle_run(tvv_view *v, int run)
     } else if ((size_t)run < v->nruns) {
         v->run_hidden[run] = !v->run_hidden[run];
     }
+}
+
+void tvv_toggle_run_nth(tvv_view *v, int nth)
+{
+    if (nth >= 0 && (size_t)nth < v->nruns)
+        tvv_toggle_run(v, (int)v->run_order[nth]);
     v->dirty = 1;
 }
 
@@ -634,9 +720,9 @@ static uint32_t mix_rgb(uint32_t a, uint32_t b, double t)   /* a*(1-t) + b*t, op
     return out;
 }
 
-static uint32_t series_colour(const tvm_series *s)
+static uint32_t series_colour(const tvv_view *v, const tvm_series *s)
 {
-    uint32_t c = palette[s->run % NPAL];
+    uint32_t c = palette[v->run_rank[s->run] % NPAL];
     return s->rank > 0 ? mix_rgb(c, BG, 0.15 * (s->rank < 4 ? s->rank : 4)) : c;
 }
 
@@ -913,7 +999,7 @@ static void draw_hover(tvv_view *v, tvr_canvas *cv, const panel *p, const unsign
             snprintf(rank, sizeof rank, " r%d", s->rank);
         snprintf(lines[nl], sizeof lines[0], "%s%s: %.6g (step %lld)", r->display, rank, c[i].last,
                  (long long)c[i].step_last);
-        colours[nl++] = series_colour(s);
+        colours[nl++] = series_colour(v, s);
     }
     int w = 0;
     for (size_t i = 0; i < nl; i++) {
@@ -982,7 +1068,8 @@ static int render_panel(tvv_view *v, tvr_canvas *cv, panel *p, int64_t *points)
         tvr_blend_fill(cv, (tvr_rect){pl.x + ca, pl.y, cb - ca + 1, pl.h}, GAPSHADE);
     }
     /* events: a vertical line with its text */
-    int th = tvt_height(v->font);
+    int th = tvt_height(v->font), last_cx = -1, nlabel = 0;
+    const char *last_text = NULL;
     for (size_t i = 0; i < tvm_event_count(v->src); i++) {
         const tvm_event *e = tvm_event_at(v->src, i);
         if (e->run >= v->nruns || v->run_hidden[e->run] || !panel_has_run(v, p, e->run))
@@ -994,9 +1081,13 @@ static int render_panel(tvv_view *v, tvr_canvas *cv, panel *p, int64_t *points)
         int resume = strcmp(e->kind, "resume") == 0;
         uint32_t col = resume ? RESUME : EVENT;
         tvr_dashed_v(cv, cx, pl.y, pl.y + pl.h - 1, 4, 2, col);
+        if (cx == last_cx && last_text && strcmp(last_text, e->text) == 0)
+            continue;   /* the same event from several ranks or runs: one label */
+        last_cx = cx;
+        last_text = e->text;
         char label[160];
         snprintf(label, sizeof label, "%s%s%s", resume ? "resume" : "", resume && *e->text ? ": " : "", resume ? e->text : (*e->text ? e->text : e->kind));
-        tvt_draw(v->font, cv, cx + 3, pl.y + 2 + (int)(i % 3) * th, label, col, TVT_LEFT);
+        tvt_draw(v->font, cv, cx + 3, pl.y + 2 + (nlabel++ % 3) * th, label, col, TVT_LEFT);
     }
     /* lines: faint raw under the smoothed line when smoothing */
     for (size_t k = 0; k < p->nseries; k++) {
@@ -1004,7 +1095,7 @@ static int render_panel(tvv_view *v, tvr_canvas *cv, panel *p, int64_t *points)
             continue;
         const tvm_series *s = tvm_series_at(v->src, p->series[k]);
         int64_t off = series_offset(v, s);
-        uint32_t col = series_colour(s);
+        uint32_t col = series_colour(v, s);
         tvp_gaps g = gaps_of(v, s->run, s->rank);
         tvp_series_style st = {.argb = v->smooth > 0 ? mix_rgb(col, BG, 0.7) : col};
         if (v->opt.all_points) {
@@ -1027,12 +1118,28 @@ static int render_panel(tvv_view *v, tvr_canvas *cv, panel *p, int64_t *points)
         draw_markers(v, cv, p, &v->cols[k * ncols], col);
     }
     tvr_reset_clip(cv);
+    int finite = 0, any = 0;
+    for (size_t k = 0; k < p->nseries; k++) {
+        const tvm_series *s = tvm_series_at(v->src, p->series[k]);
+        if (series_visible(v, s) && s->count > 0) {
+            any = 1;
+            finite |= s->count > s->n_nan;
+        }
+    }
+    if (any && !finite)
+        tvt_draw(v->font, cv, pl.x + pl.w / 2, pl.y + pl.h / 2 - th / 2, "only NaN values", ERRCOL, TVT_CENTER);
     tvr_outline(cv, (tvr_rect){pl.x - 1, pl.y - 1, pl.w + 2, pl.h + 2}, FRAME);
     int hovered = v->hover_x >= pl.x && v->hover_x < pl.x + pl.w && v->hover_y >= pl.y && v->hover_y < pl.y + pl.h;
     draw_hover(v, cv, p, shown, hovered);
 out:
     tvr_reset_clip(cv);
     return rc;
+}
+
+void tvv_set_scale(tvv_view *v, double scale)
+{
+    v->opt.scale = scale >= 1 ? scale : 1;
+    v->dirty = 1;
 }
 
 void tvv_set_help(tvv_view *v, const char *const *lines, size_t n)
@@ -1072,7 +1179,8 @@ static int draw_legend(tvv_view *v, tvr_canvas *cv, int y)
 {
     int th = tvt_height(v->font), x = (int)(8 * v->opt.scale), sw = th * 3 / 4;
     v->nlegend = 0;
-    for (size_t r = 0; r < v->nruns; r++) {
+    for (size_t i = 0; i < v->nruns; i++) {
+        size_t r = v->run_order[i];
         const tvm_run *run = tvm_run_at(v->src, r);
         char label[256];
         snprintf(label, sizeof label, "%s%s", run->display, v->run_hidden[r] ? " (hidden)" : "");
@@ -1081,7 +1189,7 @@ static int draw_legend(tvv_view *v, tvr_canvas *cv, int y)
             x = (int)(8 * v->opt.scale);
             y += th;
         }
-        uint32_t col = palette[r % NPAL];
+        uint32_t col = palette[i % NPAL];
         tvr_rect sq = {x, y + (th - sw) / 2, sw, sw};
         if (v->run_hidden[r])
             tvr_outline(cv, sq, col);
@@ -1112,8 +1220,11 @@ static void draw_status(tvv_view *v, tvr_canvas *cv, int y)
                  v->timelines ? " | all timelines" : "", sm, v->status);
     }
     tvr_fill(cv, (tvr_rect){0, y, cv->w, cv->h - y}, 0xfff4f4f4u);
+    int help_w = tvt_width(v->font, "h: help") + (int)(24 * v->opt.scale);
+    tvr_set_clip(cv, (tvr_rect){0, y, cv->w - help_w, cv->h - y});
     tvt_draw(v->font, cv, (int)(8 * v->opt.scale), y + (int)(3 * v->opt.scale), line,
              st == TVM_FAILED ? ERRCOL : FG, TVT_LEFT);
+    tvr_reset_clip(cv);
     tvt_draw(v->font, cv, cv->w - (int)(8 * v->opt.scale), y + (int)(3 * v->opt.scale), "h: help", DIM, TVT_RIGHT);
 }
 
@@ -1187,8 +1298,8 @@ int tvv_render(tvv_view *v, tvr_canvas *cv, int64_t *points)
     int th = tvt_height(v->font), pad = (int)(4 * v->opt.scale);
     int legend_bottom = draw_legend(v, cv, pad) + pad;
     int status_y = cv->h - th - (int)(6 * v->opt.scale);
-    update_x_range(v);
     layout(v, legend_bottom, status_y, cv->w);
+    update_x_range(v);
     draw_panel_titles(v, cv);
     /* the hovered panel last, so its tooltip is on top */
     size_t hovered = v->npanels;
@@ -1227,6 +1338,17 @@ int tvv_render(tvv_view *v, tvr_canvas *cv, int64_t *points)
                                                        : "no series yet: waiting for data";
         draw_box_text(v, cv, &msg, 1, DIM);
     }
+    const char *smsg = NULL;
+    enum tvm_state st = tvm_state(v->src, &smsg);
+    if ((st == TVM_CONNECTING || st == TVM_RECONNECTING) && smsg && *smsg && !*v->error) {
+        int w = tvt_width(v->font, smsg) + 2 * pad;
+        tvr_rect b = {(cv->w - w) / 2, legend_bottom, w, th + pad};
+        tvr_fill(cv, b, 0xfffff3d6u);
+        tvr_outline(cv, b, RESUME);
+        tvt_draw(v->font, cv, cv->w / 2, b.y + pad / 2, smsg, FG, TVT_CENTER);
+    }
+    if (st == TVM_FAILED && !*v->error)
+        snprintf(v->error, sizeof v->error, "%s", smsg && *smsg ? smsg : tvm_errmsg(v->src));
     if (*v->error)
         draw_error(v, cv);
     if (v->help && v->nhelp)

@@ -69,6 +69,8 @@ void tvv_set_smoothing(tvv_view *v, double w);          /* 0 .. 0.999 */
 double tvv_smoothing(const tvv_view *v);
 /* Run visibility: index into the source's runs; -1: all visible again. */
 void tvv_toggle_run(tvv_view *v, int run);
+/* The same for the n-th run of the legend (keys 1-9). */
+void tvv_toggle_run_nth(tvv_view *v, int nth);
 /* Legend hit test: the run whose legend entry is at (x, y), or -1. */
 int tvv_legend_hit(const tvv_view *v, int x, int y);
 /* Metric filter (POSIX extended regex, case-insensitive); "" clears it.
@@ -80,6 +82,8 @@ void tvv_set_prompt(tvv_view *v, const char *text);
 void tvv_set_status(tvv_view *v, const char *text);
 /* A message over the plots (bad input): NULL clears it. */
 void tvv_set_error(tvv_view *v, const char *text);
+/* HiDPI: UI pixels per window point (the window moved to another screen). */
+void tvv_set_scale(tvv_view *v, double scale);
 /* The help overlay's lines (not copied; static strings). */
 void tvv_set_help(tvv_view *v, const char *const *lines, size_t n);
 
