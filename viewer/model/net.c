@@ -51,6 +51,7 @@ typedef struct item {
     char *text;              /* state message or store path */
     void *arr;               /* tss_run / tss_series / tss_event / tss_gap array, or NULL */
     size_t n;
+    size_t off;              /* IT_POINTS: points handed over so far */
     tss_point *reset_pts;    /* IT_RESET: the series' new history (n points), owned */
     tss_point pts[];         /* IT_POINTS: n points, allocated with the item */
 } item;
@@ -106,6 +107,7 @@ struct tvn_conn {
 
     /* UI thread only */
     char ui_msg[1024];
+    item *ui_list;                     /* taken from the queue, not all handed over yet */
 
     /* thread only */
     void *dealer, *sub, *mon;
@@ -1391,6 +1393,10 @@ void tvn_close(tvn_conn *c)
         next = it->next;
         item_free(it);
     }
+    for (item *it = c->ui_list, *next; it; it = next) {
+        next = it->next;
+        item_free(it);
+    }
     forget_all(c);
     free(c->scratch);
     for (size_t i = 0; i < c->nfilter; i++)
@@ -1400,31 +1406,62 @@ void tvn_close(tvn_conn *c)
     free(c);
 }
 
+/* Hand one item to the sink; for points, at most *budget of them from
+ * it->off on. Returns 1 when the item is done. */
+static int hand_over(item *it, const tvn_sink *k, void *ctx, size_t *budget)
+{
+    switch (it->kind) {
+    case IT_STATE: if (k->state) k->state(ctx, it->st, it->text); break;
+    case IT_INFO: if (k->info) k->info(ctx, it->text, it->unit, it->use_file); break;
+    case IT_RUNS: if (k->runs) k->runs(ctx, it->arr, it->n); break;
+    case IT_SERIES: if (k->series) k->series(ctx, it->id, it->arr, it->n); break;
+    case IT_EVENTS: if (k->events) k->events(ctx, it->id, it->arr, it->n); break;
+    case IT_GAPS: if (k->gaps) k->gaps(ctx, it->id, it->arr, it->n); break;
+    case IT_RESET: if (k->reset) k->reset(ctx, it->id, it->reset_pts, it->n); break;
+    case IT_LISTED: if (k->listed) k->listed(ctx); break;
+    case IT_POINTS: {
+        size_t m = it->n - it->off < *budget ? it->n - it->off : *budget;
+        if (k->points && m)
+            k->points(ctx, it->id, it->pts + it->off, m);
+        it->off += m;
+        *budget -= m;
+        return it->off == it->n;
+    }
+    }
+    return 1;
+}
+
 size_t tvn_drain(tvn_conn *c, const tvn_sink *k, void *ctx)
 {
-    if (atomic_load(&c->queued) == 0)
+    if (!c->ui_list && atomic_load(&c->queued) == 0)
         return 0;
-    pthread_mutex_lock(&c->mu);
-    item *list = c->head;
-    c->head = NULL;
-    c->tailp = &c->head;
-    atomic_store(&c->queued, 0);
-    pthread_mutex_unlock(&c->mu);
+    if (!c->ui_list) {
+        pthread_mutex_lock(&c->mu);
+        c->ui_list = c->head;
+        c->head = NULL;
+        c->tailp = &c->head;
+        atomic_store(&c->queued, 0);
+        pthread_mutex_unlock(&c->mu);
+    }
+    /* A long history arrives in pages of up to TVN_PAGE_POINTS; adding
+     * them to the model takes the UI thread's time, so one call stops
+     * after TVN_DRAIN_MS (checked every TVN_DRAIN_STEP points) and keeps
+     * the rest for the next. */
     size_t n = 0;
-    for (item *it = list, *next; it; it = next, n++) {
-        next = it->next;
-        switch (it->kind) {
-        case IT_STATE: if (k->state) k->state(ctx, it->st, it->text); break;
-        case IT_INFO: if (k->info) k->info(ctx, it->text, it->unit, it->use_file); break;
-        case IT_RUNS: if (k->runs) k->runs(ctx, it->arr, it->n); break;
-        case IT_SERIES: if (k->series) k->series(ctx, it->id, it->arr, it->n); break;
-        case IT_EVENTS: if (k->events) k->events(ctx, it->id, it->arr, it->n); break;
-        case IT_GAPS: if (k->gaps) k->gaps(ctx, it->id, it->arr, it->n); break;
-        case IT_RESET: if (k->reset) k->reset(ctx, it->id, it->reset_pts, it->n); break;
-        case IT_POINTS: if (k->points) k->points(ctx, it->id, it->pts, it->n); break;
-        case IT_LISTED: if (k->listed) k->listed(ctx); break;
+    int64_t until = now_ms() + TVN_DRAIN_MS;
+    while (c->ui_list) {
+        item *it = c->ui_list;
+        size_t budget = TVN_DRAIN_STEP;
+        if (!hand_over(it, k, ctx, &budget)) {
+            if (now_ms() >= until)
+                break;
+            continue;
         }
+        c->ui_list = it->next;
         item_free(it);
+        n++;
+        if (budget == 0 && now_ms() >= until)
+            break;
     }
     return n;
 }

@@ -78,6 +78,8 @@
 #define TVN_SETTLE_MS 200        /* after the SUB handshake, before trusting the subscription */
 #define TVN_RETRY_MS 500         /* between connection attempts */
 #define TVN_PAGE_POINTS 1000000  /* points asked for per `points` request (estimated) */
+#define TVN_DRAIN_MS 4           /* one tvn_drain stops handing over points after this long */
+#define TVN_DRAIN_STEP 4096      /* points handed over between two looks at the clock */
 
 typedef struct tvn_conn tvn_conn;
 
@@ -127,9 +129,11 @@ int tvn_open(tvn_conn **out, const char *where, const tvn_opts *opts, char *err,
 /* Stop the thread (it notices within 50 ms), drop what is queued. NULL-safe. */
 void tvn_close(tvn_conn *c);
 
-/* Deliver everything queued to the sink. Never blocks on the network (only
- * on the queue's lock, held by the thread for a pointer swap). Returns the
- * number of items delivered. */
+/* Deliver what is queued to the sink, in order, for about TVN_DRAIN_MS
+ * (the rest on the next call: a long history costs several frames a few ms
+ * each, not one long one). Never blocks on the network (only on the
+ * queue's lock, held by the thread for a pointer swap). Returns the number
+ * of items finished. */
 size_t tvn_drain(tvn_conn *c, const tvn_sink *sink, void *ctx);
 
 /* The current state and its sentence (valid until the next tvn_ call). */
