@@ -183,6 +183,7 @@ int tda_series_init(tda_series *s, const tda_params *p)
     if (!(s->buf = malloc(2 * (size_t)p->window * sizeof *s->buf)))
         return -ENOMEM;
     tda_roll_init(&s->roll, s->buf, p->window);
+    s->alpha = 2.0 / (p->window + 1.0);     /* a division per point costs more than the rest */
     return 0;
 }
 
@@ -280,8 +281,7 @@ static int feed_z(tda_series *s, int64_t step, int64_t t_ns, double v, double me
 static int feed_trend(tda_series *s, int64_t step, int64_t t_ns, double v, tda_finding *out)
 {
     const tda_params *p = &s->p;
-    double alpha = 2.0 / (p->window + 1.0);
-    s->ema = s->seen == 1 ? v : s->ema + alpha * (v - s->ema);
+    s->ema = s->seen == 1 ? v : s->ema + s->alpha * (v - s->ema);
     if (s->seen < p->window)
         return 0;
     if (s->seen == p->window || s->ema < s->best_ema)

@@ -104,6 +104,7 @@ typedef struct tda_series {
     uint32_t low_run;       /* throughput: consecutive low points */
     uint32_t div_run;       /* loss: consecutive points with the EMA above the margin */
     int64_t low_first, div_first;
+    double alpha;           /* EMA weight, 2 / (window + 1) */
     double ema, best_ema;   /* the EMA and its lowest value (divergence) */
     double plateau_best;    /* the EMA's last improvement by 0.1% (plateau) */
     int64_t best_step;      /* ... and its step */

@@ -1,6 +1,6 @@
 /* bench_detect.c - quality and cost of the analysis detectors.
  *
- *   bench_detect [--check] [--seed S] [--spike Z] [--repeat R] FILE.csv[.gz]...
+ *   bench_detect [--check] [--seed S] [--spike Z] [--repeat R] [--detect RULE]... FILE.csv[.gz]...
  *
  * FILEs are long-format CSV with a header naming at least `metric`, `step`
  * and `value` (optionally `run` and `rank`): `trainscope export --format csv`
@@ -11,11 +11,12 @@
  *   clean      the series as recorded, through the detectors with default
  *              parameters: every finding is a false finding;
  *   spikes     the same series with a spike every 150..450 steps (after the
- *              first 256), of k robust sigma, k uniform in [6, 12], where the
+ *              first 256), of k robust sigma, k uniform in [3, 12], where the
  *              robust sigma (1.4826 x MAD) and the median are those of the
  *              128 clean points before it: value = median + k x sigma. A
  *              spike is found when a spike or grad_explosion finding starts
- *              at its step;
+ *              at its step; recall counts the spikes of 6 sigma or more,
+ *              smaller ones are reported per 1-sigma bin for reference;
  *   nan        the same series with one NaN at a random step: it must be
  *              reported at that step.
  *
@@ -60,6 +61,7 @@ static double now_s(void)
 }
 
 static uint64_t rng_state;
+static tda_rules rules;   /* --detect RULE */
 static int verbose_findings;
 static uint64_t rng(void)
 {
@@ -179,7 +181,8 @@ static void reference(const double *v, size_t n, double *med, double *sigma)
 
 typedef struct tally {
     uint64_t clean_steps, false_findings, false_by_kind[TDA_KIND_COUNT];
-    uint64_t spikes, found;
+    uint64_t spikes, found;             /* of 6 robust sigma or more */
+    uint64_t bin_spikes[3], bin_found[3];   /* below 6: [3,4), [4,5), [5,6) sigma */
     uint64_t nans, nans_found;
     double feed_ns;
 } tally;
@@ -195,7 +198,7 @@ static uint64_t run_detector(const series *s, const double *v, double spike, uin
     tda_series det;
     tda_finding out[TDA_FEED_MAX];
     uint64_t nf = 0;
-    tda_params_for(NULL, s->metric, &p);
+    tda_params_for(&rules, s->metric, &p);
     if (spike > 0)
         p.spike = spike;
     if (tda_series_init(&det, &p) < 0)
@@ -230,7 +233,8 @@ static void evaluate(const series *s, double spike, tally *t, int verbose)
     uint8_t *marks = calloc(s->n, 1);
     double *v = malloc(s->n * sizeof *v);
     size_t *at = malloc(s->n * sizeof *at), nat = 0;
-    if (!marks || !v || !at)
+    double *size = malloc(s->n * sizeof *size);
+    if (!marks || !v || !at || !size)
         exit(1);
     uint64_t by_kind[TDA_KIND_COUNT] = {0};
     uint64_t f = run_detector(s, s->values, spike, NULL, NULL, by_kind);
@@ -252,15 +256,22 @@ static void evaluate(const series *s, double spike, tally *t, int verbose)
         reference(s->values + i - 128, 128, &med, &sigma);
         if (!(sigma > 0))
             continue;
-        v[i] = med + (6 + 6 * urand()) * sigma;
+        size[nat] = 3 + 9 * urand();
+        v[i] = med + size[nat] * sigma;
         at[nat++] = i;
     }
     run_detector(s, v, spike, marks, NULL, NULL);
     for (size_t j = 0; j < nat; j++) {
+        if (size[j] < 6) {
+            int b = (int)size[j] - 3;
+            t->bin_spikes[b]++;
+            t->bin_found[b] += marks[at[j]];
+            continue;
+        }
         t->spikes++;
         t->found += marks[at[j]];
         if (verbose && !marks[at[j]])
-            printf("  missed spike %s step %" PRId64 "\n", s->key, s->steps[at[j]]);
+            printf("  missed spike %s step %" PRId64 " (%.2f sigma)\n", s->key, s->steps[at[j]], size[j]);
     }
     /* one NaN */
     memcpy(v, s->values, s->n * sizeof *v);
@@ -272,6 +283,7 @@ static void evaluate(const series *s, double spike, tally *t, int verbose)
     free(marks);
     free(v);
     free(at);
+    free(size);
 }
 
 /* ns per point of the detectors alone. */
@@ -321,6 +333,7 @@ static double cost_online(int repeat)
     tda_online *d;
     tda_online_opts_init(&oo);
     oo.quiet = 1;
+    oo.rules = &rules;
     tda_online_open(&d, &oo, err, sizeof err);
     uint8_t *batch = malloc(tsw_batch_size(4096));
     uint64_t points = 0;
@@ -384,6 +397,13 @@ int main(int argc, char **argv)
             spike = strtod(argv[++i], NULL);
         else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc)
             repeat = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--detect") == 0 && i + 1 < argc) {
+            char err[512];
+            if (tda_rules_add(&rules, argv[++i], err, sizeof err) < 0) {
+                fprintf(stderr, "bench_detect: %s\n", err);
+                return 2;
+            }
+        }
         else if (load(argv[i]) < 0)
             return 2;
         else
@@ -409,6 +429,10 @@ int main(int argc, char **argv)
             printf(" %s=%" PRIu64, tda_kind_name((tda_kind)k), t.false_by_kind[k]);
     printf("\nspikes of 6..12 robust sigma: %" PRIu64 " of %" PRIu64 " found (recall %.4f)\n", t.found, t.spikes,
            recall);
+    printf("smaller spikes (below the threshold, for reference):");
+    for (int b = 0; b < 3; b++)
+        printf(" %d-%d sigma %" PRIu64 "/%" PRIu64, b + 3, b + 4, t.bin_found[b], t.bin_spikes[b]);
+    printf("\n");
     printf("NaN found at its first step: %" PRIu64 " of %" PRIu64 "\n", t.nans_found, t.nans);
     if (repeat > 0) {
         printf("cost: detectors %.1f ns/point, collector hook (tda_online_batch) %.1f ns/point\n",
