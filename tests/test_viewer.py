@@ -425,6 +425,25 @@ def attach_equals_file():
         check(col.stop() == 0, "attach: collector exits 0")
 
 
+def hover_crosshair():
+    """--hover puts the mouse on a pixel: a crosshair at that x in every
+    panel (x is linked) and a box with each run's value over the plots."""
+    rc, panels, img, err = shot(STORE, "hover0")
+    if not check(rc == 0 and "train/line" in panels, f"hover: layout ({err.strip()})"):
+        return
+    p = panels["train/line"]
+    hx, hy = p.px(400), p.y + p.h // 2
+    rc, panels, img, err = shot(STORE, "hover", "--hover", f"{hx},{hy}")
+    if not check(rc == 0 and img, f"hover: rendered ({err.strip()})"):
+        return
+    for name, q in panels.items():
+        col = q.x + (hx - p.x)
+        dark = sum(img.rgb(col, y) == (0x50, 0x50, 0x50) for y in range(q.y, q.y + q.h))
+        check(dark > q.h // 4, f"hover: crosshair in {name} at the same column ({dark} of {q.h} rows)")
+    edge = all(img.rgb(hx + 12, y) == (0xB0, 0xB0, 0xB0) for y in range(hy + 12, hy + 40))
+    check(edge, "hover: a value box with its frame 12 px right of and below the cursor")
+
+
 def interactive_smoke():
     """The window's event loop: runs (live, and replaying at 1000x) until
     SIGTERM, which SDL turns into a quit: exit 0, no sanitizer report."""
@@ -466,6 +485,7 @@ CASES = {
     "bad": bad_inputs,
     "protocol": wrong_protocol,
     "attach": attach_equals_file,
+    "hover": hover_crosshair,
     "window": interactive_smoke,
     "odd": empty_and_nan_only,
 }

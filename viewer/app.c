@@ -65,6 +65,8 @@ typedef struct app {
     double rp_pos;                  /* ns into the span */
     double rp_speed;
     int rp_playing;
+    int rp_started;                 /* the time limit was set at least once */
+    double rp_applied;              /* rp_pos of the last tvm_set_time_limit */
     uint64_t rp_tick;               /* SDL_GetTicks64 of the last advance */
     /* input */
     int dragging, boxing, drag_x, box_x0, box_y0;
@@ -219,6 +221,10 @@ static void replay_advance(app *a)
     a->rp_tick = t;
     if (a->rp_pos < 0)
         a->rp_pos = 0;
+    if (a->rp_started && a->rp_pos == a->rp_applied)
+        return;   /* paused or at the end, no seek: nothing to redraw */
+    a->rp_started = 1;
+    a->rp_applied = a->rp_pos;
     tvm_set_time_limit(a->src, a->rp_first + (int64_t)a->rp_pos);
     tvv_data_changed(a->view, TVM_CHANGED_POINTS | TVM_CHANGED_EVENTS);
 }
@@ -523,6 +529,11 @@ static int screenshot(app *a)
     int64_t pts = 0;
     if (make_canvas(a, a->o->width, a->o->height) < 0)
         return 1;
+    if (a->o->have_hover) {
+        /* the panels must be laid out before a position means anything */
+        tvv_render(a->view, &a->cv, NULL);
+        tvv_hover(a->view, a->o->hover_x, a->o->hover_y);
+    }
     int rc = frame(a, 1, &pts, NULL);
     if (IMG_SavePNG(a->surf, a->o->screenshot) != 0) {
         fprintf(stderr, "trainscope-viewer: cannot write %s: %s\n", a->o->screenshot, IMG_GetError());

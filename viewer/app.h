@@ -22,6 +22,7 @@ typedef struct tva_options {
     double replay;                  /* --replay SPEED (1..1000), 0: off */
     long bench_frames;              /* --bench-frames N, 0: off */
     int print_layout;               /* --print-layout: panel geometry on stdout */
+    int have_hover, hover_x, hover_y;   /* --hover X,Y: the mouse there (screenshot) */
     int x_mode;                     /* --x step|wall|since */
     int log_y;                      /* --log-y */
     double smoothing;               /* --smoothing W */

@@ -24,6 +24,7 @@ static void usage(FILE *f)
             "  --all-points          draw every point instead of per-pixel M4 columns (reference)\n"
             "  --bench-frames N      render N frames of scripted pan and zoom, print timings\n"
             "  --print-layout        print each panel's plot rectangle and scales (tests)\n"
+            "  --hover X,Y           screenshot with the mouse at pixel X,Y (crosshair, values)\n"
             "In the window, press h for the keys.\n");
 }
 
@@ -89,6 +90,12 @@ int main(int argc, char **argv)
                     goto bad;
                 }
                 o.have_x_range = 1;
+            } else if (!strcmp(a, "--hover")) {
+                if (sscanf(val, "%d,%d", &o.hover_x, &o.hover_y) != 2 || o.hover_x < 0 || o.hover_y < 0) {
+                    fprintf(stderr, "trainscope-viewer: --hover wants X,Y in pixels, not %s\n", val);
+                    goto bad;
+                }
+                o.have_hover = 1;
             } else if (!strcmp(a, "--x")) {
                 o.x_mode = !strcmp(val, "step") ? 0 : !strcmp(val, "wall") ? 1 : !strcmp(val, "since") ? 2 : -1;
                 if (o.x_mode < 0) {
