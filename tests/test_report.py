@@ -214,7 +214,7 @@ def main():
     rc, out, err = cli(TRAINSCOPE, "report", c.store, "spiky", "--detect", "train/loss:spike=100", "--json")
     check(rc == 0 and not [f for f in json.loads(out)["findings"] if f["kind"] == "spike" and f["source"] == "offline"],
           "--detect spike=100: the offline pass finds no spike")
-    c.stop()
+    check(c.stop() == 0, "the collector exits 0 (no sanitizer report)")
 
     rc, out, err = cli(TRAINSCOPE, "collect", "--store", c.store, "--detect", "x:window=3")
     check(rc == 2 and "window=3" in err, f"collect --detect with a bad window: exit 2 ({err.strip()[:80]})")
@@ -241,7 +241,7 @@ def main():
     check(stored == 40, f"all 40 spikes stored ({stored})")
     check(1 <= n_alerts <= 6, f"alerts rate-limited to the burst of 5 ({n_alerts} ran)")
     check(took < 10, f"publishing was not slowed by the alert command ({took:.1f} s)")
-    c2.stop()
+    check(c2.stop() == 0, "the second collector exits 0")
     finish()
 
 
