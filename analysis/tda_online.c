@@ -4,9 +4,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tda_alert.h"
 #include "wire.h"
@@ -30,8 +33,34 @@ typedef struct bind {
     int64_t series;
 } bind;
 
+/* A run the watcher looks after: when it last sent points. */
+typedef struct watched {
+    int64_t run_id;
+    int64_t last_ms;            /* monotonic ms of its last BATCH */
+    int64_t last_step, last_t_ns;
+    int reported;               /* a stall was reported since its last BATCH */
+    char name[2 * TDA_NAME_MAX];
+} watched;
+
+#define PENDING_MAX 64
+
 struct tda_online {
     tda_rules rules;
+    /* Stall watcher: a thread that notices runs without data for stall_s
+     * while their status in the store is still "running" (no BYE). It reads
+     * the store through a reader handle of its own; the findings it makes
+     * are alerted at once and stored by the ingest thread (the writer) at
+     * its next BATCH. */
+    char *store_path;
+    double stall_s;
+    pthread_t watcher;
+    int watcher_started, stop;
+    pthread_mutex_t mu;         /* runs, pending, stop */
+    pthread_cond_t cv;
+    watched *runs;
+    size_t nruns, capruns;
+    tda_finding pending[PENDING_MAX];
+    int npending;
     tda_alert *alert;
     int quiet;
     ser **sers;                 /* indexed by series id */
@@ -48,7 +77,150 @@ struct tda_online {
 
 void tda_online_opts_init(tda_online_opts *o)
 {
-    *o = (tda_online_opts){.alert_interval_s = 1, .alert_burst = 5};
+    *o = (tda_online_opts){.alert_interval_s = 1, .alert_burst = 5, .stall_s = 60};
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Ingest thread, once per BATCH: the run is alive. */
+static void watch_touch(tda_online *d, const ser *s, int64_t step, int64_t t_ns)
+{
+    if (d->stall_s <= 0)
+        return;
+    pthread_mutex_lock(&d->mu);
+    size_t i = 0;
+    while (i < d->nruns && d->runs[i].run_id != s->id.run_id)
+        i++;
+    if (i == d->nruns && d->nruns == d->capruns) {
+        size_t nc = d->capruns ? 2 * d->capruns : 16;
+        watched *nr = realloc(d->runs, nc * sizeof *nr);
+        if (!nr) {
+            pthread_mutex_unlock(&d->mu);
+            return;
+        }
+        d->runs = nr;
+        d->capruns = nc;
+    }
+    if (i == d->nruns) {
+        d->nruns++;
+        d->runs[i] = (watched){.run_id = s->id.run_id};
+        snprintf(d->runs[i].name, sizeof d->runs[i].name, "%s", s->id.run);
+    }
+    d->runs[i].last_ms = mono_ms();
+    d->runs[i].last_step = step;
+    d->runs[i].last_t_ns = t_ns;
+    d->runs[i].reported = 0;
+    pthread_mutex_unlock(&d->mu);
+}
+
+typedef struct status_ctx {
+    int64_t run_id;
+    int running;
+} status_ctx;
+
+static int on_run(void *ctx, const tss_run *r)
+{
+    status_ctx *c = ctx;
+    if (r->id == c->run_id)
+        c->running = strcmp(r->status, "running") == 0;
+    return 0;
+}
+
+/* 1 when the store says the run is still running (it has not said BYE). */
+static int still_running(tda_online *d, tss_store **rd, tss_chunks **q, int64_t run_id)
+{
+    char err[256];
+    if (!*rd && tss_open(rd, d->store_path, NULL, err, sizeof err) < 0)
+        return 0;
+    if (!*q && tss_chunks_open(*rd, q) < 0)
+        return 0;
+    status_ctx c = {.run_id = run_id};
+    if (tss_chunks_runs(*q, on_run, &c) < 0)
+        return 0;
+    return c.running;
+}
+
+static void *watch_thread(void *arg)
+{
+    tda_online *d = arg;
+    tss_store *rd = NULL;
+    tss_chunks *q = NULL;
+    pthread_mutex_lock(&d->mu);
+    while (!d->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 250 * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&d->cv, &d->mu, &until);
+        int64_t now = mono_ms();
+        for (size_t i = 0; i < d->nruns && !d->stop; i++) {
+            watched w = d->runs[i];
+            double silent = (double)(now - w.last_ms) / 1000;
+            if (w.reported || silent < d->stall_s)
+                continue;
+            /* The store read happens without the lock: ingest never waits on it. */
+            pthread_mutex_unlock(&d->mu);
+            int running = still_running(d, &rd, &q, w.run_id);
+            pthread_mutex_lock(&d->mu);
+            if (i >= d->nruns || d->runs[i].run_id != w.run_id || d->runs[i].last_ms != w.last_ms)
+                continue;   /* data arrived meanwhile */
+            d->runs[i].reported = 1;
+            if (!running)
+                continue;
+            tda_finding f = {.kind = TDA_STALLED, .severity = TDA_CRITICAL, .run_id = w.run_id, .rank = -1,
+                             .step_first = w.last_step, .step_last = w.last_step, .t_ns = w.last_t_ns,
+                             .value = silent, .baseline = NAN, .scale = NAN, .score = silent,
+                             .threshold = d->stall_s};
+            snprintf(f.run, sizeof f.run, "%s", w.name);
+            snprintf(f.message, sizeof f.message,
+                     "stalled: still running but no data for %.0f s (last step %" PRId64 ")", silent,
+                     w.last_step);
+            if (d->npending < PENDING_MAX)
+                d->pending[d->npending++] = f;
+            char *json = tda_finding_json_text(&f);
+            if (json && d->alert)
+                tda_alert_push(d->alert, json);
+            if (json && !d->quiet)
+                fprintf(stderr, "trainscope collect: finding: critical %s: %s\n", w.name, f.message);
+            free(json);
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+    tss_chunks_close(q);
+    tss_close(rd);
+    return NULL;
+}
+
+/* Ingest thread: store the watcher's findings (the writer is ours). */
+static void store_pending(tda_online *d, tss_store *st)
+{
+    tda_finding f[PENDING_MAX];
+    int n;
+    pthread_mutex_lock(&d->mu);
+    n = d->npending;
+    memcpy(f, d->pending, (size_t)n * sizeof *f);
+    d->npending = 0;
+    pthread_mutex_unlock(&d->mu);
+    for (int i = 0; i < n; i++) {
+        char *json = tda_finding_json_text(&f[i]);
+        tss_finding row = {.run_id = f[i].run_id, .rank = -1, .series = "", .kind = "stalled",
+                           .severity = "critical", .step_first = f[i].step_first, .step_last = f[i].step_last,
+                           .t_ns = f[i].t_ns, .source = "online", .detail = json};
+        if (json && tss_finding_add(st, &row) == 0)
+            d->stats.stored++;
+        else
+            d->stats.not_stored++;
+        d->stats.findings++;
+        free(json);
+    }
 }
 
 int tda_online_open(tda_online **out, const tda_online_opts *o, char *err, size_t errlen)
@@ -62,15 +234,30 @@ int tda_online_open(tda_online **out, const tda_online_opts *o, char *err, size_
     if (o->rules)
         d->rules = *o->rules;
     d->quiet = o->quiet;
-    if (o->on_finding) {
-        int rc = tda_alert_open(&d->alert, o->on_finding, o->alert_interval_s, o->alert_burst, err, errlen);
-        if (rc < 0) {
-            free(d);
-            return rc;
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cv, NULL);
+    int rc = 0;
+    if (o->on_finding &&
+        (rc = tda_alert_open(&d->alert, o->on_finding, o->alert_interval_s, o->alert_burst, err, errlen)) < 0)
+        goto fail;
+    if (o->store_path && o->stall_s > 0) {
+        d->stall_s = o->stall_s;
+        if (!(d->store_path = strdup(o->store_path))) {
+            rc = -ENOMEM;
+            snprintf(err, errlen, "out of memory");
+            goto fail;
         }
+        if ((rc = -pthread_create(&d->watcher, NULL, watch_thread, d)) < 0) {
+            snprintf(err, errlen, "cannot start the stall watcher: %s", strerror(-rc));
+            goto fail;
+        }
+        d->watcher_started = 1;
     }
     *out = d;
     return 0;
+fail:
+    tda_online_close(d);
+    return rc;
 }
 
 static size_t bind_hash(uint64_t stream, uint32_t metric)
@@ -226,6 +413,10 @@ static ser *lookup(tda_online *d, tss_store *st, uint64_t stream, uint32_t metri
 void tda_online_batch(tda_online *d, tss_store *st, uint64_t stream, const uint8_t *payload, uint32_t n)
 {
     tda_finding out[TDA_FEED_MAX];
+    ser *last = NULL;
+    int64_t last_step = 0, last_t_ns = 0;
+    if (d->npending)        /* a racy peek; store_pending takes the lock */
+        store_pending(d, st);
     if (stream != d->dense_stream) {
         memset(d->dense, 0, sizeof d->dense);
         d->dense_stream = stream;
@@ -244,10 +435,16 @@ void tda_online_batch(tda_online *d, tss_store *st, uint64_t stream, const uint8
         uint64_t vbits = tsw_get_u64(q + 20);
         double v;
         memcpy(&v, &vbits, sizeof v);
-        int k = tda_series_feed(&s->det, (int64_t)tsw_get_u64(q + 4), (int64_t)tsw_get_u64(q + 12), v, out);
+        int64_t step = (int64_t)tsw_get_u64(q + 4), t_ns = (int64_t)tsw_get_u64(q + 12);
+        int k = tda_series_feed(&s->det, step, t_ns, v, out);
         for (int j = 0; j < k; j++)
             report(d, st, s, sid, &out[j]);
+        last = s;
+        last_step = step;
+        last_t_ns = t_ns;
     }
+    if (last)
+        watch_touch(d, last, last_step, last_t_ns);
     d->stats.points += n;
 }
 
@@ -268,7 +465,18 @@ void tda_online_close(tda_online *d)
 {
     if (!d)
         return;
+    if (d->watcher_started) {
+        pthread_mutex_lock(&d->mu);
+        d->stop = 1;
+        pthread_cond_signal(&d->cv);
+        pthread_mutex_unlock(&d->mu);
+        pthread_join(d->watcher, NULL);
+    }
     tda_alert_close(d->alert);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
+    free(d->runs);
+    free(d->store_path);
     for (size_t i = 0; i < d->nsers; i++) {
         if (d->sers[i])
             tda_series_free(&d->sers[i]->det);

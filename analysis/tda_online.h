@@ -14,7 +14,17 @@
  * stored (the rest are counted), so a pathological series cannot flood the
  * store.
  *
- * Threads: every call but tda_online_get_stats from the collector's ingest thread.
+ * Stalls: with store_path and stall_s set, a watcher thread of this module
+ * notices a run that sent no BATCH for stall_s seconds while the store
+ * (read through a reader handle of its own) still says "running", i.e. it
+ * has not said BYE. It alerts at once; the finding is stored by the next
+ * tda_online_batch (the ingest thread owns the writer), and `trainscope
+ * report` finds the stall from the stored points in any case.
+ *
+ * Threads: every call from the collector's ingest thread; the watcher and
+ * the alert runner (tda_alert.h) are this module's own threads. The only
+ * lock the ingest thread takes is the watcher's, once per BATCH, and the
+ * watcher never holds it across a store read.
  */
 #ifndef TRAINSCOPE_TDA_ONLINE_H
 #define TRAINSCOPE_TDA_ONLINE_H
@@ -33,6 +43,8 @@ typedef struct tda_online_opts {
     double alert_interval_s;    /* rate limit: one command per this many seconds (default 1) */
     int alert_burst;            /* ... after a burst of this many (default 5) */
     int quiet;                  /* 1: do not log findings on stderr */
+    const char *store_path;     /* the collector's store, read by the stall watcher */
+    double stall_s;             /* a run silent this long while "running" is stalled; 0 = off */
 } tda_online_opts;
 
 typedef struct tda_online_stats {

@@ -34,6 +34,7 @@ static void usage(FILE *out)
             "                          [--bind-all] [--commit-ms N] [--sync full|normal]\n"
             "                          [--time-unit ns|us|ms] [--status-interval S] [--quiet]\n"
             "                          [--detect RULE|off]... [--on-finding CMD] [--alert-interval S]\n"
+            "                          [--stall-s S]\n"
             "\n"
             "Receive runs from trainers and store them.\n"
             "\n"
@@ -52,7 +53,9 @@ static void usage(FILE *out)
             "                       'off': no online detectors. Findings are stored with the run\n"
             "  --on-finding CMD     run `sh -c CMD` with each finding as JSON on stdin\n"
             "                       (rate-limited; never delays ingest)\n"
-            "  --alert-interval S   at most one CMD per S seconds after a burst of 5 (default 1)\n",
+            "  --alert-interval S   at most one CMD per S seconds after a burst of 5 (default 1)\n"
+            "  --stall-s S          a run that sends nothing for S seconds without saying goodbye\n"
+            "                       is a 'stalled' finding (default 60, 0 = off)\n",
             TSW_DEFAULT_INGEST, TSW_DEFAULT_API, TSW_DEFAULT_LIVE);
 }
 
@@ -128,6 +131,16 @@ static int parse_detect(int argc, char **argv, int *i, detect_args *d)
             return 1;
         }
         fprintf(stderr, "trainscope collect: --on-finding needs a command\n\n");
+        return -1;
+    }
+    if ((r = opt_value(argc, argv, i, "--stall-s", &v)) != 0) {
+        char *end;
+        double s = r > 0 ? strtod(v, &end) : -1;
+        if (r > 0 && end != v && !*end && s >= 0 && s <= 86400 * 7) {
+            d->o.stall_s = s;
+            return 1;
+        }
+        fprintf(stderr, "trainscope collect: --stall-s wants seconds from 0 (off) to 604800\n\n");
         return -1;
     }
     if ((r = opt_value(argc, argv, i, "--alert-interval", &v)) != 0) {
@@ -274,6 +287,7 @@ int tcl_collect_main(int argc, char **argv)
     install_signals();
     det.o.rules = &det.rules;
     det.o.quiet = o.quiet;
+    det.o.store_path = o.store_path;
     if (!det.off && tda_online_open(&online, &det.o, err, sizeof err) < 0) {
         fprintf(stderr, "trainscope collect: %s\n", err);
         return 1;

@@ -86,7 +86,7 @@ def main():
     c = Collector(TRAINSCOPE, transport="ipc")
     alerts = os.path.join(c.tmp, "alerts.jsonl")
     c.extra = ["--on-finding", f"cat >> {alerts}; echo >> {alerts}.count",
-               "--detect", "val/*:role=loss", "--quiet"]
+               "--detect", "val/*:role=loss", "--stall-s", "2", "--quiet"]
     c.start()
 
     # A run with two loss spikes (+2.0, over 10 robust sigma even where the
@@ -118,6 +118,10 @@ def main():
             "time.sleep(1.5); os.kill(os.getpid(), 9)\n") % (os.path.join(ROOT, "python"), c.ingest)
     subprocess.run([sys.executable, "-c", code], env=os.environ, timeout=60)
     time.sleep(2.5)
+    # The collector's watcher saw 'dies' silent for 2 s without BYE; the
+    # ingest thread stores that finding with the next BATCH it applies.
+    publish(c.ingest, "later", base_loss(6)[:5])
+    time.sleep(0.5)
 
     # Stored online, with the run: exactly the injected anomalies.
     db = sqlite3.connect(f"file:{c.store}?mode=ro", uri=True)
@@ -128,6 +132,8 @@ def main():
                          ("train/loss", "spike", 700), ("train/loss", "nan", NAN_STEP)],
           f"the collector stored the spikes, the explosion and the NaN of 'spiky': {spiky_rows}")
     check(all(src == "online" for *_, src, _ in rows), "stored findings are marked online")
+    dies = [(s, k, st) for n, s, k, st, src, _ in rows if n == "dies"]
+    check(dies == [("", "stalled", 49)], f"online: 'dies' stalled after its last step 49: {dies}")
     check(not [r for r in rows if r[0] in ("calm", "base")], "no finding stored for the clean runs")
     check(all(json.loads(r[5])["kind"] == r[2] for r in rows), "each stored detail is the finding's JSON")
     db.close()
@@ -139,7 +145,8 @@ def main():
         time.sleep(0.1)
     lines = [json.loads(x) for x in open(alerts).read().splitlines() if x.strip()] if os.path.exists(alerts) else []
     kinds = sorted((a["run"], a["kind"], a["step_first"]) for a in lines)
-    check(("spiky", "nan", NAN_STEP) in kinds and ("spiky", "spike", 300) in kinds,
+    check(("spiky", "nan", NAN_STEP) in kinds and ("spiky", "spike", 300) in kinds
+          and ("dies", "stalled", 49) in kinds,
           f"--on-finding ran with the findings on stdin ({len(lines)} alerts: {kinds})")
 
     # The report: text.
