@@ -91,6 +91,7 @@ struct tvn_conn {
     int history_file;                  /* "?history=file": read history from the store file when readable */
     char **filter;                     /* runs to follow, NULL = all */
     size_t nfilter;
+    size_t page_points;                /* points per `points` request */
     void *zctx;
     pthread_t thread;
     int started;
@@ -807,7 +808,7 @@ static int fetch_page(tvn_conn *c, nseries *s, int64_t from, int64_t to, char *e
 }
 
 /* Everything committed after the last step delivered: one open-ended
- * request, or pages of about TVN_PAGE_POINTS steps-worth (estimated from the
+ * request, or pages of about page_points (TVN_PAGE_POINTS) steps-worth (estimated from the
  * series' density) when much is missing. */
 static int fetch_history(tvn_conn *c, nseries *s, char *err, size_t errlen)
 {
@@ -817,8 +818,9 @@ static int fetch_history(tvn_conn *c, nseries *s, char *err, size_t errlen)
     double missing = s->count > 0 ? ((double)s->step_last - (double)from + 1) /
                                     ((double)s->step_last - (double)s->step_first + 1) * (double)s->count
                                   : 0;
-    double width = missing > TVN_PAGE_POINTS
-                   ? ((double)s->step_last - (double)s->step_first + 1) / (double)s->count * TVN_PAGE_POINTS
+    double page = (double)c->page_points;
+    double width = missing > page
+                   ? ((double)s->step_last - (double)s->step_first + 1) / (double)s->count * page
                    : INFINITY;
     if (width < 1)
         width = 1;
@@ -1342,6 +1344,7 @@ int tvn_open(tvn_conn **out, const char *where, const tvn_opts *opts, char *err,
     atomic_init(&c->queued, 0);
     c->st = TVM_CONNECTING;
     c->unit = 1;
+    c->page_points = opts && opts->page_points ? opts->page_points : TVN_PAGE_POINTS;
     if ((rc = parse_where(c, where, err, errlen)) < 0)
         goto fail;
     snprintf(c->msg, sizeof c->msg, "connecting to the collector at %s", c->api_ep);

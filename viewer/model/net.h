@@ -86,6 +86,7 @@ typedef struct tvn_conn tvn_conn;
 typedef struct tvn_opts {
     const char *const *runs;     /* run names (or project/name) to follow; NULL = all */
     size_t nruns;
+    size_t page_points;          /* points per `points` request; 0 = TVN_PAGE_POINTS */
 } tvn_opts;
 
 /* What tvn_drain delivers, in the order the thread produced it. Any callback
