@@ -158,6 +158,7 @@ int main(int argc, char **argv)
     int status = 1;
     size_t n;
 
+    setvbuf(stdout, NULL, _IOLBF, 0);   /* results as they come, also into a file */
     if (npts < 1 || nruns < 1 || nmetrics < 1) {
         fprintf(stderr, "usage: bench_viewer_model [POINTS_PER_SERIES [RUNS [METRICS]]]\n");
         return 2;
