@@ -64,8 +64,8 @@ static void reap(tda_alert *a, int block_ms)
     } while (1);
 }
 
-/* Start the command with json on its stdin. */
-static void spawn_one(tda_alert *a, const char *json, uint64_t suppressed)
+/* Start the command with json on its stdin. 0, or -1 when it could not start. */
+static int spawn_one(tda_alert *a, const char *json, uint64_t suppressed)
 {
     int fds[2];
     posix_spawn_file_actions_t fa;
@@ -76,8 +76,7 @@ static void spawn_one(tda_alert *a, const char *json, uint64_t suppressed)
     char **env = malloc((nenv + 2) * sizeof *env);
     if (!env || pipe2(fds, O_CLOEXEC) < 0) {
         free(env);
-        a->stats.failed++;
-        return;
+        return -1;
     }
     memcpy(env, environ, nenv * sizeof *env);
     snprintf(supp, sizeof supp, "TRAINSCOPE_ALERTS_SUPPRESSED=%llu", (unsigned long long)suppressed);
@@ -93,8 +92,7 @@ static void spawn_one(tda_alert *a, const char *json, uint64_t suppressed)
     close(fds[0]);
     if (rc != 0) {
         close(fds[1]);
-        a->stats.failed++;
-        return;
+        return -1;
     }
     /* The JSON fits in the pipe's buffer, so this write does not wait for
      * the child; a child that exits without reading gets EPIPE, ignored
@@ -110,7 +108,7 @@ static void spawn_one(tda_alert *a, const char *json, uint64_t suppressed)
         off = 0;
     close(fds[1]);
     a->children[a->nchildren++] = pid;
-    a->stats.run++;
+    return 0;
 }
 
 static int take_token(tda_alert *a)
@@ -158,16 +156,19 @@ static void *alert_thread(void *arg)
         a->count--;
         pthread_mutex_unlock(&a->mu);
         reap(a, 0);
-        if (!take_token(a)) {
-            a->stats.rate_limited++;
+        int limited = !take_token(a), failed = 0;
+        if (limited) {
             a->suppressed_since++;
         } else {
             while (a->nchildren >= MAX_CHILDREN)
                 reap(a, 50);
-            spawn_one(a, json, a->suppressed_since);
+            failed = spawn_one(a, json, a->suppressed_since) < 0;
             a->suppressed_since = 0;
         }
-        pthread_mutex_lock(&a->mu);
+        pthread_mutex_lock(&a->mu);     /* the counters are read by tda_alert_get_stats */
+        a->stats.rate_limited += limited;
+        a->stats.failed += failed;
+        a->stats.run += !limited && !failed;
     }
     pthread_mutex_unlock(&a->mu);
     reap(a, 5000);
