@@ -31,7 +31,9 @@ size_t tvp_ticks(double lo, double hi, int max_ticks, double *out, double *step)
         return 0;
     double k0 = ceil(lo / s - 1e-9), k1 = floor(hi / s + 1e-9);
     size_t n = 0;
-    for (double k = k0; k <= k1 && n < TVP_MAX_TICKS; k++) {
+    /* n bounded by max_ticks + 1: at the limits of double precision the
+     * count from k0..k1 could exceed what was asked for */
+    for (double k = k0; k <= k1 && n < TVP_MAX_TICKS && n <= (size_t)max_ticks; k++) {
         double v = k * s;
         if (fabs(v) < s * 1e-9)
             v = 0;
