@@ -54,7 +54,7 @@ static void params_default(tda_role role, tda_params *p)
         .spike = role == TDA_ROLE_LOSS || role == TDA_ROLE_GRAD || role == TDA_ROLE_THROUGHPUT ? 6.0 : 0,
         .explode = 2.0,
         .drop = 0.3,
-        .drop_points = 5,
+        .drop_points = 25,
         .diverge = role == TDA_ROLE_LOSS ? 0.25 : 0,
         .plateau = 0,
         .nonfinite = 1,

@@ -18,7 +18,8 @@
  *               median (gradient norms are heavy-tailed: a high z alone is
  *               common in healthy runs, a jump by a factor is not)
  *   throughput  throughput_drop: value <= (1 - drop) x median (drop 0.3) and
- *               z <= -spike for drop_points (5) consecutive points
+ *               z <= -spike for drop_points (25) consecutive points (a
+ *               slow step or two is noise, a slow stretch is a drop)
  *   steptime    none per series (compared across ranks: straggler)
  *   other       none but NaN/Inf
  *   every role  nan, inf: the first NaN and the first Inf of the series
