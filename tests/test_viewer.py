@@ -444,6 +444,38 @@ def hover_crosshair():
     check(edge, "hover: a value box with its frame 12 px right of and below the cursor")
 
 
+def resumed_timelines():
+    """A run resumed from a checkpoint: the newest timeline by default, the
+    resume marked, the superseded points only with --all-timelines."""
+    col = Collector(TRAINSCOPE, tmp=os.path.join(TMP, "resume"), extra=["--quiet"])
+    os.makedirs(col.tmp, exist_ok=True)
+    col.start()
+    p = SpecPublisher(col.ingest, "resumed")
+    for s in range(600):
+        p.log("train/loss", s, 1.0, T0 + s * 1_000_000)
+    for s in range(300, 900):   # back to step 300: a new timeline
+        p.log("train/loss", s, 2.0, T0 + (s + 600) * 1_000_000)
+    p.bye("finished")
+    ok = p.flush(60)
+    p.close()
+    col.stop()
+    check(ok, "resume: acknowledged")
+    rc, panels, img, err = shot(col.store, "resume")
+    if not check(rc == 0 and "train/loss" in panels, f"resume: rendered ({err.strip()})"):
+        return
+    q = panels["train/loss"]
+    check(img.rgb(q.px(450), q.row(2.0)) == ALPHA and img.rgb(q.px(450), q.row(1.0)) != ALPHA,
+          "resume: step 450 shows the newest timeline (2.0), not the superseded 1.0")
+    orange = sum(img.rgb(q.px(300), y) == (0xE0, 0x80, 0x00) for y in range(q.y, q.y + q.h))
+    check(orange > q.h // 3, f"resume: the resume at step 300 is marked ({orange} of {q.h} rows)")
+    rc, panels, img2, err = shot(col.store, "resume-all", "--all-timelines")
+    q = panels.get("train/loss", q)
+    check(rc == 0 and img2.rgb(q.px(450), q.row(1.0)) == ALPHA and img2.rgb(q.px(450), q.row(2.0)) == ALPHA,
+          "resume: --all-timelines draws the superseded points too")
+    rc3, _, img3, _ = shot(col.store, "resume-all-pts", "--all-timelines", "--all-points")
+    check(rc3 == 0 and img3 and img2.same_pixels(img3), "resume: with all timelines, M4 == every point")
+
+
 def interactive_smoke():
     """The window's event loop: runs (live, and replaying at 1000x) until
     SIGTERM, which SDL turns into a quit: exit 0, no sanitizer report."""
@@ -486,6 +518,7 @@ CASES = {
     "protocol": wrong_protocol,
     "attach": attach_equals_file,
     "hover": hover_crosshair,
+    "resume": resumed_timelines,
     "window": interactive_smoke,
     "odd": empty_and_nan_only,
 }

@@ -621,6 +621,8 @@ int tva_main(const tva_options *o)
         tvv_cycle_x_mode(a.view);
     if (o->log_y)
         tvv_toggle_log_y(a.view);
+    if (o->all_timelines)
+        tvv_toggle_timelines(a.view);
     tvv_set_smoothing(a.view, o->smoothing);
     if (o->have_x_range)
         tvv_set_x_range(a.view, o->x_from, o->x_to);

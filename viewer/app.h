@@ -25,6 +25,7 @@ typedef struct tva_options {
     int have_hover, hover_x, hover_y;   /* --hover X,Y: the mouse there (screenshot) */
     int x_mode;                     /* --x step|wall|since */
     int log_y;                      /* --log-y */
+    int all_timelines;              /* --all-timelines */
     double smoothing;               /* --smoothing W */
     double connect_timeout_s;       /* headless: how long to wait for a collector */
 } tva_options;

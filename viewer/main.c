@@ -17,6 +17,7 @@ static void usage(FILE *f)
             "  --x step|wall|since   x axis: step (default), wall time, time since start\n"
             "  --x-range A:B         initial x range (steps)\n"
             "  --log-y               logarithmic y axes\n"
+            "  --all-timelines       also the superseded points of runs resumed from a checkpoint\n"
             "  --smoothing W         debiased EMA weight, 0 (off) .. 0.999\n"
             "  --replay SPEED        play the runs back as they happened, SPEED x (1..1000)\n"
             "  --screenshot OUT.png  render one frame to a PNG and exit\n"
@@ -62,6 +63,9 @@ int main(int argc, char **argv)
             takes = 0;
         } else if (!strcmp(a, "--log-y")) {
             o.log_y = 1;
+            takes = 0;
+        } else if (!strcmp(a, "--all-timelines")) {
+            o.all_timelines = 1;
             takes = 0;
         } else if (a[0] == '-' && a[1] == '-') {
             if (!val) {
