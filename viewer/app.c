@@ -85,6 +85,8 @@ static double now_s(void)
 /* (Re)create the canvas surface and the streaming texture at w x h pixels. */
 static int make_canvas(app *a, int w, int h)
 {
+    if (w <= 0 || h <= 0)
+        return -EINVAL;   /* minimised: keep what we have */
     if (a->surf && a->surf->w == w && a->surf->h == h)
         return 0;
     SDL_FreeSurface(a->surf);
@@ -92,8 +94,10 @@ static int make_canvas(app *a, int w, int h)
         SDL_DestroyTexture(a->tex);
     a->tex = NULL;
     a->surf = SDL_CreateRGBSurfaceWithFormat(0, w, h, 32, SDL_PIXELFORMAT_ARGB8888);
-    if (!a->surf)
+    if (!a->surf) {
+        a->cv = (tvr_canvas){0};
         return -ENOMEM;
+    }
     if (a->ren) {
         a->tex = SDL_CreateTexture(a->ren, SDL_PIXELFORMAT_ARGB8888, SDL_TEXTUREACCESS_STREAMING, w, h);
         if (!a->tex)
@@ -401,7 +405,7 @@ static void handle_event(app *a, const SDL_Event *e, int *quit)
  * NULL) gets the time spent drawing, without presenting. */
 static int frame(app *a, int force, int64_t *points, double *render_ms)
 {
-    if (!force && !tvv_dirty(a->view))
+    if (!a->surf || (!force && !tvv_dirty(a->view)))
         return 0;
     double t = now_s();
     int rc = tvv_render(a->view, &a->cv, points);
