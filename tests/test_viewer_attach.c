@@ -11,6 +11,7 @@
  *                                   READY again, no duplicate, no hole
  *   resumed_run_live_and_while_away steps going back, seen LIVE and
  *                                   while disconnected: newest timeline exact
+ *   run_filter_follows_named_runs   --run keep: not keep2 (topic prefix)
  *   long_history_in_pages           25 pages of points (net.h directly), exact
  *   unreachable_endpoint            open returns at once, polls never block,
  *                                   the state says who does not answer
@@ -564,6 +565,42 @@ static void long_history_in_pages(void)
     collector_kill(&c, SIGTERM);
 }
 
+/* --run NAME over the network: only that run's series, history and LIVE
+ * (also when another run's name starts the same: topics are prefixes). */
+static void run_filter_follows_named_runs(void)
+{
+    collector c;
+    collector_init(&c, "filter");
+    CHECK(collector_start(&c) == 0);
+    ts_run *keep = publisher(&c, "keep"), *skip = publisher(&c, "keep2");
+    log_steps(keep, 0, 300);
+    log_steps(skip, 0, 300);
+    CHECK(ts_flush(keep, 10000) == 0 && ts_flush(skip, 10000) == 0);
+    const char *runs[] = { "keep" };
+    tvm_open_opts o = { .runs = runs, .nruns = 1 };
+    tvm_source *src = NULL;
+    char err[512];
+    CHECK(tvm_open(&src, c.api, &o, err, sizeof err) == 0);
+    if (src) {
+        enum tvm_state ready = TVM_READY;
+        CHECK(poll_until(src, is_state, &ready, 10000));
+        log_steps(keep, 300, 400);
+        log_steps(skip, 300, 400);
+        want w = { "keep", "train/lr", 400 };
+        CHECK(poll_until(src, has_points, &w, 5000));
+        CHECK(ts_flush(skip, 10000) == 0);
+        sleep_ms(300);
+        tvm_poll(src);
+        CHECK(tvm_run_count(src) == 1 && strcmp(tvm_run_at(src, 0)->name, "keep") == 0);
+        CHECK(tvm_series_count(src) == 2);
+        CHECK(series_index(src, "keep2", "train/loss") == SIZE_MAX);
+        tvm_close(src);
+    }
+    ts_close(keep, 5000);
+    ts_close(skip, 5000);
+    collector_kill(&c, SIGTERM);
+}
+
 /* A free TCP port p on loopback with p + 1 free too (the default layout:
  * API on p, live on p + 1). 0 when none was found. */
 static int free_port_pair(void)
@@ -862,6 +899,7 @@ int main(int argc, char **argv)
         { "tcp_attach_finds_live_port", tcp_attach_finds_live_port },
         { "resumed_run_live_and_while_away", resumed_run_live_and_while_away },
         { "long_history_in_pages", long_history_in_pages },
+        { "run_filter_follows_named_runs", run_filter_follows_named_runs },
         { "collector_restart_fills_gap", collector_restart_fills_gap },
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
