@@ -131,9 +131,10 @@ static void free_panels(tvv_view *v)
     v->ngroups = 0;
 }
 
-static const tvm_source *cmp_src;
-static int cmp_series_name(const void *a, const void *b)
+/* qsort_r comparators; ctx is the source */
+static int cmp_series_name(const void *a, const void *b, void *ctx)
 {
+    const tvm_source *cmp_src = ctx;
     const tvm_series *x = tvm_series_at(cmp_src, *(const size_t *)a);
     const tvm_series *y = tvm_series_at(cmp_src, *(const size_t *)b);
     int c = strcmp(x->name, y->name);
@@ -145,8 +146,9 @@ static int cmp_series_name(const void *a, const void *b)
     return x->rank - y->rank;
 }
 
-static int cmp_run_id(const void *a, const void *b)
+static int cmp_run_id(const void *a, const void *b, void *ctx)
 {
+    const tvm_source *cmp_src = ctx;
     int64_t x = tvm_run_at(cmp_src, *(const size_t *)a)->id, y = tvm_run_at(cmp_src, *(const size_t *)b)->id;
     return x < y ? -1 : x > y;
 }
@@ -200,8 +202,7 @@ static int rebuild(tvv_view *v)
      * runs in, so a store and its collector draw the same picture. */
     for (size_t r = 0; r < nruns; r++)
         ord[r] = r;
-    cmp_src = v->src;
-    qsort(ord, nruns, sizeof *ord, cmp_run_id);
+    qsort_r(ord, nruns, sizeof *ord, cmp_run_id, v->src);
     for (size_t r = 0; r < nruns; r++)
         rk[ord[r]] = r;
     for (size_t r = 0; r < nruns; r++)
@@ -219,8 +220,7 @@ static int rebuild(tvv_view *v)
     for (size_t r = 0; r < nruns; r++)
         if (v->run_start[r] == INT64_MAX)
             v->run_start[r] = tvm_run_at(v->src, r)->created_ns;
-    cmp_src = v->src;
-    qsort(idx, n, sizeof *idx, cmp_series_name);
+    qsort_r(idx, n, sizeof *idx, cmp_series_name, v->src);
     int rc = 0;
     for (size_t i = 0; i < n;) {
         const char *name = tvm_series_at(v->src, idx[i])->name;
