@@ -220,10 +220,13 @@ static int find_stragglers(tda_analysis *a, double straggle)
     return 0;
 }
 
+/* The same finding found online and offline. A straggler is about a rank
+ * over the whole run: online it is found at some step, offline over all of
+ * them, so its steps are not compared. */
 static int same_finding(const tda_finding *f, const tss_finding *s)
 {
     return strcmp(tda_kind_name(f->kind), s->kind) == 0 && strcmp(f->series, s->series) == 0 &&
-           f->rank == s->rank && f->step_first == s->step_first;
+           f->rank == s->rank && (f->step_first == s->step_first || f->kind == TDA_STRAGGLER);
 }
 
 /* A JSON number, or the strings tda_json_number writes for non-finite ones. */

@@ -23,7 +23,14 @@ typedef struct ser {
     tss_series_name id;         /* run, rank, metric name */
     uint32_t stored;            /* findings stored for it */
     uint8_t ready;              /* det initialised */
+    uint8_t compare;            /* steptime or throughput: compared across ranks */
+    uint8_t straggling;         /* a straggler finding was made; re-armed when it recovers */
+    uint32_t since_check;       /* points since the last comparison */
+    int64_t sid;
 } ser;
+
+#define STRAGGLE 0.15           /* slower than the other ranks' median by this much */
+#define STRAGGLE_EVERY 128      /* points of a series between two comparisons */
 
 /* (stream, metric id) -> series id, open addressing, at most half full. */
 typedef struct bind {
@@ -363,6 +370,8 @@ static ser *ser_get(tda_online *d, tss_store *st, int64_t id)
     tda_params_for(&d->rules, s->id.name, &p);
     if (tda_series_init(&s->det, &p) < 0)
         return NULL;
+    s->compare = p.role == TDA_ROLE_STEPTIME || p.role == TDA_ROLE_THROUGHPUT;
+    s->sid = id;
     s->ready = 1;
     return s;
 }
@@ -410,6 +419,50 @@ static ser *lookup(tda_online *d, tss_store *st, uint64_t stream, uint32_t metri
     return s;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Stragglers online: the rolling median of a steptime or throughput series
+ * against the median of the same metric's rolling medians on the other
+ * ranks of the run, every STRAGGLE_EVERY points (a scan of the series
+ * table: amortised, a few ns per point). */
+static void straggle_check(tda_online *d, tss_store *st, ser *s, int64_t step, int64_t t_ns)
+{
+    double others[64];
+    size_t k = 0;
+    for (size_t i = 0; i < d->nsers && k < 64; i++) {
+        const ser *o = d->sers[i];
+        if (o && o != s && o->ready && o->id.run_id == s->id.run_id && o->id.rank != s->id.rank &&
+            tda_roll_full(&o->det.roll) && strcmp(o->id.name, s->id.name) == 0)
+            others[k++] = tda_roll_median(&o->det.roll);
+    }
+    if (!k)
+        return;
+    qsort(others, k, sizeof *others, cmp_double);
+    double base = k & 1 ? others[k / 2] : 0.5 * (others[k / 2 - 1] + others[k / 2]);
+    double mine = tda_roll_median(&s->det.roll);
+    if (!(base > 0) || !(mine > 0))
+        return;
+    double slow = s->det.p.role == TDA_ROLE_STEPTIME ? mine / base : base / mine;
+    if (slow <= 1 + STRAGGLE / 2) {
+        s->straggling = 0;
+        return;
+    }
+    if (s->straggling || slow <= 1 + STRAGGLE)
+        return;
+    s->straggling = 1;
+    tda_finding f = {.kind = TDA_STRAGGLER, .severity = TDA_WARNING, .step_first = step, .step_last = step,
+                     .t_ns = t_ns, .value = mine, .baseline = base, .scale = NAN, .score = slow,
+                     .threshold = 1 + STRAGGLE};
+    snprintf(f.message, sizeof f.message,
+             "rank %d is %.0f%% slower than the other ranks (%.100s median %.4g vs %.4g)", s->id.rank,
+             100 * (slow - 1), s->id.name, mine, base);
+    report(d, st, s, s->sid, &f);
+}
+
 void tda_online_batch(tda_online *d, tss_store *st, uint64_t stream, const uint8_t *payload, uint32_t n)
 {
     tda_finding out[TDA_FEED_MAX];
@@ -439,6 +492,10 @@ void tda_online_batch(tda_online *d, tss_store *st, uint64_t stream, const uint8
         int k = tda_series_feed(&s->det, step, t_ns, v, out);
         for (int j = 0; j < k; j++)
             report(d, st, s, sid, &out[j]);
+        if (s->compare && ++s->since_check >= STRAGGLE_EVERY && tda_roll_full(&s->det.roll)) {
+            s->since_check = 0;
+            straggle_check(d, st, s, step, t_ns);
+        }
         last = s;
         last_step = step;
         last_t_ns = t_ns;

@@ -14,6 +14,11 @@
  * stored (the rest are counted), so a pathological series cannot flood the
  * store.
  *
+ * Stragglers: every 128 points of a steptime or throughput series, its
+ * rolling median is compared with the median of the same metric's rolling
+ * medians on the run's other ranks; more than 15% slower is a straggler
+ * finding (once, until it is within 7.5% again).
+ *
  * Stalls: with store_path and stall_s set, a watcher thread of this module
  * notices a run that sent no BATCH for stall_s seconds while the store
  * (read through a reader handle of its own) still says "running", i.e. it

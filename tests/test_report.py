@@ -108,8 +108,8 @@ def main():
     # Three ranks; rank 1 takes 40% longer per step.
     rng = np.random.default_rng(3)
     for rank in range(3):
-        st = (140.0 if rank == 1 else 100.0) + rng.standard_normal(200)
-        publish(c.ingest, "ddp", base_loss(4)[:200], extra={"perf/step_time_ms": st}, world_size=3, rank=rank)
+        st = (140.0 if rank == 1 else 100.0) + rng.standard_normal(300)
+        publish(c.ingest, "ddp", base_loss(4)[:300], extra={"perf/step_time_ms": st}, world_size=3, rank=rank)
 
     # A run whose trainer dies without saying goodbye.
     code = ("import os,sys,time; sys.path.insert(0, %r); import trainscope\n"
@@ -132,6 +132,10 @@ def main():
                          ("train/loss", "spike", 700), ("train/loss", "nan", NAN_STEP)],
           f"the collector stored the spikes, the explosion and the NaN of 'spiky': {spiky_rows}")
     check(all(src == "online" for *_, src, _ in rows), "stored findings are marked online")
+    ddp = [(s, k) for n, s, k, st, src, _ in rows if n == "ddp"]
+    check(ddp == [("perf/step_time_ms", "straggler")], f"online: one straggler in 'ddp': {ddp}")
+    strag = [json.loads(r[5]) for r in rows if r[0] == "ddp"]
+    check(len(strag) == 1 and strag[0]["rank"] == 1, f"... and it is rank 1: {strag}")
     dies = [(s, k, st) for n, s, k, st, src, _ in rows if n == "dies"]
     check(dies == [("", "stalled", 49)], f"online: 'dies' stalled after its last step 49: {dies}")
     check(not [r for r in rows if r[0] in ("calm", "base")], "no finding stored for the clean runs")
