@@ -476,6 +476,42 @@ def resumed_timelines():
     check(rc3 == 0 and img3 and img2.same_pixels(img3), "resume: with all timelines, M4 == every point")
 
 
+def live_bench():
+    """--bench-frames against a collector while a trainer publishes: the
+    live path (LIVE feed, growing x range on the aligned grid, pan and
+    zoom) runs frame after frame and reports its timings."""
+    import threading
+    col = Collector(TRAINSCOPE, tmp=os.path.join(TMP, "live"), extra=["--quiet"])
+    os.makedirs(col.tmp, exist_ok=True)
+    col.start()
+    stop = threading.Event()
+
+    def trainer():
+        p = SpecPublisher(col.ingest, "live", batch_size=50)
+        s = 0
+        while not stop.is_set():
+            for _ in range(50):
+                p.log("train/loss", s, 1.0 / (1 + s / 100), time.time_ns())
+                s += 1
+            p._flush_batch()
+            p._pump(0.01)
+        p.bye("finished")
+        p.flush(30)
+        p.close()
+
+    th = threading.Thread(target=trainer)
+    th.start()
+    try:
+        time.sleep(1)
+        rc, out, err = viewer(col.api, "--bench-frames", "150", "--size", "800x500", timeout=300)
+        check(rc == 0 and "p99" in out and "VmRSS" in out,
+              f"live: 150 frames while points arrive ({rc}): {out.strip().splitlines()[-1] if out.strip() else err.strip()}")
+    finally:
+        stop.set()
+        th.join()
+        col.stop()
+
+
 def interactive_smoke():
     """The window's event loop: runs (live, and replaying at 1000x) until
     SIGTERM, which SDL turns into a quit: exit 0, no sanitizer report."""
@@ -519,6 +555,7 @@ CASES = {
     "attach": attach_equals_file,
     "hover": hover_crosshair,
     "resume": resumed_timelines,
+    "live": live_bench,
     "window": interactive_smoke,
     "odd": empty_and_nan_only,
 }

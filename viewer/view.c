@@ -70,6 +70,8 @@ struct tvv_view {
     size_t nlegend;
 
     int xmode, x_auto, follow;
+    int rendered;               /* a frame was drawn */
+    int growing;                /* points arrived after the first frame: live */
     int64_t x_from, x_to;
     int log_y, outliers, timelines, help;
     double smooth;
@@ -319,6 +321,8 @@ void tvv_destroy(tvv_view *v)
 
 void tvv_data_changed(tvv_view *v, unsigned mask)
 {
+    if ((mask & TVM_CHANGED_POINTS) && v->rendered)
+        v->growing = 1;
     if (mask & TVM_CHANGED_RUNS)
         rebuild(v);
     else if (mask & TVM_CHANGED_POINTS) {
@@ -421,7 +425,12 @@ static void update_x_range(tvv_view *v)
 {
     int64_t lo, hi;
     data_x_bounds(v, &lo, &hi);
-    if (v->x_auto) {
+    if (v->x_auto && v->growing) {
+        /* Live data: on the aligned grid that holds it, so each frame
+         * recomputes only the newest columns (model.h's fast path); the grid
+         * doubles when the data outgrows it. */
+        set_aligned(v, lo, hi);
+    } else if (v->x_auto) {
         /* the whole data, edge to edge (a zoom or pan then aligns) */
         v->x_from = lo;
         v->x_to = hi;
@@ -1357,5 +1366,6 @@ int tvv_render(tvv_view *v, tvr_canvas *cv, int64_t *points)
     if (points)
         *points = pts;
     v->dirty = 0;
+    v->rendered = 1;
     return rc;
 }
