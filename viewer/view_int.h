@@ -1,0 +1,104 @@
+/* view_int.h - internals shared by view.c (state, panels, x range, input)
+ * and render.c (drawing a frame). Not part of the contract: app.c sees only
+ * view.h.
+ */
+#ifndef TRAINSCOPE_VIEWER_VIEW_INT_H
+#define TRAINSCOPE_VIEWER_VIEW_INT_H
+
+#include <regex.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "plot.h"
+#include "view.h"
+
+/* colours, 0xAARRGGBB */
+#define BG        0xffffffffu
+#define FG        0xff202020u
+#define DIM       0xff707070u
+#define FRAME     0xffb0b0b0u
+#define GRID      0xffebebebu
+#define GAPSHADE  0x30d62728u
+#define EVENT     0xff9a9a9au
+#define RESUME    0xffe08000u
+#define HOVER     0xff505050u
+#define ERRCOL    0xffc00000u
+
+typedef struct panel {
+    char *name;                 /* metric name, owned */
+    size_t group;
+    size_t *series;             /* indexes into the source's series */
+    size_t nseries;
+    int y_manual;               /* box zoom fixed the y range */
+    double ylo, yhi;            /* manual range (log10 when log_y) */
+    tvr_rect plot;              /* last layout */
+    tvp_yscale ys;
+} panel;
+
+typedef struct legend_item {
+    tvr_rect r;
+    size_t run;
+} legend_item;
+
+struct tvv_view {
+    tvm_source *src;
+    tvt_font *font;
+    tvv_options opt;
+
+    panel *panels;
+    size_t npanels;
+    char **groups;              /* group names ("train/"), owned */
+    size_t ngroups;
+
+    size_t nruns;
+    size_t *run_order;          /* runs by store id: legend order; a run's colour is its place here */
+    size_t *run_rank;           /* inverse of run_order */
+    unsigned char *run_hidden;
+    int64_t *run_start;         /* ns: first point of the run (time since start) */
+    legend_item *legend;
+    size_t nlegend;
+
+    int xmode, x_auto, follow;
+    int rendered;               /* a frame was drawn */
+    int growing;                /* points arrived after the first frame: live */
+    int64_t x_from, x_to;
+    int log_y, outliers, timelines, help;
+    double smooth;
+
+    int hover_x, hover_y;
+    int box_on, bx0, by0, bx1, by1;
+    regex_t re;
+    int have_re;
+    char prompt[256];
+    int prompting;
+    char status[256];
+    char error[512];
+    int dirty;
+
+    int ncols;                  /* plot width shared by every panel (x linked) */
+
+    tss_bucket *cols;           /* scratch: nseries of a panel x ncols */
+    size_t cols_cap;
+    double *tmp;                /* scratch for quantiles and smoothing */
+    size_t tmp_cap;
+    int64_t *gap_first, *gap_last;
+    size_t gap_cap;
+    unsigned char *shown;       /* scratch: which series of a panel are drawn */
+    size_t shown_cap;
+    const char *const *help_lines;
+    size_t nhelp;
+};
+
+/* Grow *p (of *cap elements of elem bytes) to hold need: 0 or -ENOMEM. */
+int tvv__grow(void **p, size_t *cap, size_t need, size_t elem);
+int tvv__series_visible(const tvv_view *v, const tvm_series *s);
+/* What to add to a view x to get the series' own x (time since start). */
+int64_t tvv__series_offset(const tvv_view *v, const tvm_series *s);
+/* tvm_columns / tvm_points flags for the current x mode and timelines. */
+int tvv__model_flags(const tvv_view *v);
+/* The plot column under canvas x (all panels are linked): 1, or 0 when none. */
+int tvv__col_of_pixel(const tvv_view *v, int x, int y, int *col);
+/* Before drawing: the whole data (auto), or follow it (live). */
+void tvv__update_x_range(tvv_view *v);
+
+#endif
