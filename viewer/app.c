@@ -160,14 +160,6 @@ static int open_window(app *a, int hidden)
     return 0;
 }
 
-/* The source's connection state as a sentence; TVM_FAILED is an error. */
-static enum tvm_state source_state(app *a, const char **msg)
-{
-    *msg = NULL;
-    enum tvm_state st = tvm_state(a->src, msg);
-    return st;
-}
-
 /* Headless: wait until the source is usable (a collector answered) or
  * failed, at most connect_timeout_s. Returns 0 or -1 with a message. */
 static int wait_source(app *a, char *err, size_t errlen)
@@ -179,8 +171,8 @@ static int wait_source(app *a, char *err, size_t errlen)
             snprintf(err, errlen, "%s", tvm_errmsg(a->src));
             return -1;
         }
-        const char *msg;
-        enum tvm_state st = source_state(a, &msg);
+        const char *msg = NULL;
+        enum tvm_state st = tvm_state(a->src, &msg);
         if (st == TVM_READY)
             return 0;
         if (st == TVM_FAILED) {
