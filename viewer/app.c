@@ -234,12 +234,16 @@ static void handle_key(app *a, const SDL_KeyboardEvent *k, int *quit)
             SDL_StopTextInput();
             tvv_set_prompt(a->view, NULL);
         } else if (c == SDLK_RETURN || c == SDLK_KP_ENTER) {
-            char err[256];
-            a->prompting = 0;
-            SDL_StopTextInput();
-            tvv_set_prompt(a->view, NULL);
-            if (tvv_set_filter(a->view, a->prompt, err, sizeof err) < 0)
-                tvv_set_status(a->view, err);
+            char err[256], line[600];
+            if (tvv_set_filter(a->view, a->prompt, err, sizeof err) < 0) {
+                /* stay in the prompt, with the reason, so it can be fixed */
+                snprintf(line, sizeof line, "%s   <- %s", a->prompt, err);
+                tvv_set_prompt(a->view, line);
+            } else {
+                a->prompting = 0;
+                SDL_StopTextInput();
+                tvv_set_prompt(a->view, NULL);
+            }
         } else if (c == SDLK_BACKSPACE) {
             size_t n = strlen(a->prompt);
             while (n > 0 && (a->prompt[n - 1] & 0xc0) == 0x80)
