@@ -512,6 +512,28 @@ def live_bench():
         col.stop()
 
 
+def keys():
+    """The window's key handling, driven by --keys before a screenshot."""
+    rc, base, img0, err = shot(STORE, "keys0")
+    check(rc == 0 and not any(p.log for p in base.values()), f"keys: baseline ({err.strip()})")
+    rc, panels, _, err = shot(STORE, "keys-l", "--keys", "l")
+    check(rc == 0 and panels and all(p.log for p in panels.values()), "keys: l makes every y axis logarithmic")
+    rc, panels, _, err = shot(STORE, "keys-filter", "--keys", "/spi.e\n")
+    check(rc == 0 and list(panels) == ["train/spike"], f"keys: /spi.e Enter filters the panels by regex ({list(panels)})")
+    rc, panels, _, err = shot(STORE, "keys-badre", "--keys", "/[\n")
+    check(rc == 0 and sorted(panels) == sorted(base), "keys: a regex that does not compile filters nothing")
+    rc, panels, _, err = shot(STORE, "keys-x", "--keys", "x")
+    check(rc == 0 and panels and all(p.x_from > 10 ** 18 for p in panels.values()),
+          "keys: x switches the x axis to wall time (ns)")
+    rc, panels, img, err = shot(STORE, "keys-1", "--keys", "1", "--metric", "train/line")
+    p = panels.get("train/line")
+    check(rc == 0 and p and img.rgb(p.px(500), p.row(250.0)) != ALPHA and img.rgb(p.px(500), p.row(125.0)) == BETA,
+          "keys: 1 hides the first run of the legend (alpha), beta stays")
+    rc, panels, img, err = shot(STORE, "keys-h", "--keys", "h")
+    changed = sum(img0.rgb(x, img.h // 2) != img.rgb(x, img.h // 2) for x in range(img.w))
+    check(rc == 0 and changed > img.w // 5, f"keys: h shows the help overlay over the middle ({changed} px changed)")
+
+
 def interactive_smoke():
     """The window's event loop: runs (live, and replaying at 1000x) until
     SIGTERM, which SDL turns into a quit: exit 0, no sanitizer report."""
@@ -556,6 +578,7 @@ CASES = {
     "hover": hover_crosshair,
     "resume": resumed_timelines,
     "live": live_bench,
+    "keys": keys,
     "window": interactive_smoke,
     "odd": empty_and_nan_only,
 }

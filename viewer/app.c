@@ -70,7 +70,7 @@ typedef struct app {
     uint64_t rp_tick;               /* SDL_GetTicks64 of the last advance */
     /* input */
     int dragging, boxing, drag_x, box_x0, box_y0;
-    int prompting;
+    int prompting, skip_slash;
     char prompt[256];
     char last_err[512];
 } app;
@@ -268,6 +268,7 @@ static void handle_key(app *a, const SDL_KeyboardEvent *k, int *quit)
         }
         a->prompting = 1;
         a->prompt[0] = 0;
+        a->skip_slash = 1;   /* the '/' that opened the prompt may also come as text */
         SDL_StartTextInput();
         tvv_set_prompt(a->view, "");
         break;
@@ -340,6 +341,11 @@ static void handle_event(app *a, const SDL_Event *e, int *quit)
         }
         break;
     case SDL_TEXTINPUT:
+        if (a->skip_slash && strcmp(e->text.text, "/") == 0) {
+            a->skip_slash = 0;
+            break;
+        }
+        a->skip_slash = 0;
         if (a->prompting && strlen(a->prompt) + strlen(e->text.text) < sizeof a->prompt) {
             strcat(a->prompt, e->text.text);
             tvv_set_prompt(a->view, a->prompt);
@@ -524,16 +530,41 @@ static int drawable(app *a)
     return 0;
 }
 
+/* --keys: each character goes through the window's own key handling, as
+ * the key press SDL would deliver (and its text while a prompt is open);
+ * '\n' is Enter, '\e' Escape. */
+static void type_keys(app *a, const char *keys)
+{
+    int quit = 0;
+    for (const char *k = keys; k && *k; k++) {
+        SDL_Event e = {0};
+        if (a->prompting && *k != '\n' && *k != 27) {
+            e.type = SDL_TEXTINPUT;
+            e.text.text[0] = *k;
+        } else {
+            e.type = SDL_KEYDOWN;
+            e.key.keysym.sym = *k == '\n' ? SDLK_RETURN : *k == 27 ? SDLK_ESCAPE : (SDL_Keycode)(unsigned char)*k;
+            if (*k == '?')
+                e.key.keysym.mod = KMOD_SHIFT;
+        }
+        handle_event(a, &e, &quit);
+    }
+}
+
 static int screenshot(app *a)
 {
     int64_t pts = 0;
     if (make_canvas(a, a->o->width, a->o->height) < 0)
         return 1;
-    if (a->o->have_hover) {
+    if (a->o->have_hover || a->o->keys) {
         /* the panels must be laid out before a position means anything */
         tvv_render(a->view, &a->cv, NULL);
-        tvv_hover(a->view, a->o->hover_x, a->o->hover_y);
+        if (a->o->have_hover)
+            tvv_hover(a->view, a->o->hover_x, a->o->hover_y);
+        type_keys(a, a->o->keys);
     }
+    if (a->o->print_layout)   /* the geometry of the frame that is saved */
+        tvv_set_layout_out(a->view, stdout);
     int rc = frame(a, 1, &pts, NULL);
     if (IMG_SavePNG(a->surf, a->o->screenshot) != 0) {
         fprintf(stderr, "trainscope-viewer: cannot write %s: %s\n", a->o->screenshot, IMG_GetError());
@@ -606,12 +637,12 @@ int tva_main(const tva_options *o)
     }
     if (open_window(&a, headless) < 0)
         goto out;
+    SDL_StopTextInput();   /* on by default in SDL2; only the filter prompt wants text */
     if (!headless) {
         int pw, ph;
         update_scale(&a, &pw, &ph);
     }
-    tvv_options vo = {.metric_glob = o->metric_glob, .all_points = o->all_points, .scale = a.scale,
-                      .layout_out = o->print_layout ? stdout : NULL};
+    tvv_options vo = {.metric_glob = o->metric_glob, .all_points = o->all_points, .scale = a.scale};
     if (tvv_create(&a.view, a.src, a.font, &vo) < 0) {
         fprintf(stderr, "trainscope-viewer: out of memory\n");
         goto out;

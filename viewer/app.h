@@ -23,6 +23,7 @@ typedef struct tva_options {
     long bench_frames;              /* --bench-frames N, 0: off */
     int print_layout;               /* --print-layout: panel geometry on stdout */
     int have_hover, hover_x, hover_y;   /* --hover X,Y: the mouse there (screenshot) */
+    const char *keys;               /* --keys STRING: typed before the screenshot */
     int x_mode;                     /* --x step|wall|since */
     int log_y;                      /* --log-y */
     int all_timelines;              /* --all-timelines */

@@ -26,6 +26,7 @@ static void usage(FILE *f)
             "  --bench-frames N      render N frames of scripted pan and zoom, print timings\n"
             "  --print-layout        print each panel's plot rectangle and scales (tests)\n"
             "  --hover X,Y           screenshot with the mouse at pixel X,Y (crosshair, values)\n"
+            "  --keys STRING         screenshot after typing these keys in the window (\\n is Enter)\n"
             "In the window, press h for the keys.\n");
 }
 
@@ -74,6 +75,8 @@ int main(int argc, char **argv)
             }
             if (!strcmp(a, "--run"))
                 runs[o.nruns++] = val;
+            else if (!strcmp(a, "--keys"))
+                o.keys = val;
             else if (!strcmp(a, "--metric"))
                 o.metric_glob = val;
             else if (!strcmp(a, "--screenshot"))

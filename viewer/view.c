@@ -631,6 +631,11 @@ void tvv_time_bounds(tvv_view *v, int64_t *first_ns, int64_t *last_ns)
     *last_ns = b;
 }
 
+void tvv_set_layout_out(tvv_view *v, FILE *f)
+{
+    v->opt.layout_out = f;
+}
+
 void tvv_set_scale(tvv_view *v, double scale)
 {
     v->opt.scale = scale >= 1 ? scale : 1;

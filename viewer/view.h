@@ -82,6 +82,8 @@ void tvv_set_prompt(tvv_view *v, const char *text);
 void tvv_set_status(tvv_view *v, const char *text);
 /* A message over the plots (bad input): NULL clears it. */
 void tvv_set_error(tvv_view *v, const char *text);
+/* Where renders print the panel geometry (NULL: nowhere). */
+void tvv_set_layout_out(tvv_view *v, FILE *f);
 /* HiDPI: UI pixels per window point (the window moved to another screen). */
 void tvv_set_scale(tvv_view *v, double scale);
 /* The help overlay's lines (not copied; static strings). */
