@@ -446,18 +446,40 @@ out:
     return rc;
 }
 
+/* The part of a line before its tab (the first column), into buf. */
+static const char *first_column(const char *line, char *buf, size_t len)
+{
+    const char *tab = strchr(line, '\t');
+    snprintf(buf, len, "%.*s", tab ? (int)(tab - line) : (int)strlen(line), line);
+    return tab ? tab + 1 : NULL;
+}
+
+/* Lines of text in a box centred on the canvas; a tab splits a line into two
+ * aligned columns (the help's keys and what they do). */
 static void draw_box_text(tvv_view *v, tvr_canvas *cv, const char *const *lines, size_t n, uint32_t col)
 {
-    int th = tvt_height(v->font), pad = (int)(10 * v->opt.scale), w = 0;
+    int th = tvt_height(v->font), pad = (int)(10 * v->opt.scale), w = 0, kw = 0;
+    char key[128];
+    for (size_t i = 0; i < n; i++)
+        if (first_column(lines[i], key, sizeof key)) {
+            int k = tvt_width(v->font, key) + 2 * pad;
+            kw = k > kw ? k : kw;
+        }
     for (size_t i = 0; i < n; i++) {
-        int lw = tvt_width(v->font, lines[i]);
+        const char *rest = first_column(lines[i], key, sizeof key);
+        int lw = rest ? kw + tvt_width(v->font, rest) : tvt_width(v->font, lines[i]);
         w = lw > w ? lw : w;
     }
     tvr_rect box = {(cv->w - w) / 2 - pad, (cv->h - (int)n * th) / 2 - pad, w + 2 * pad, (int)n * th + 2 * pad};
     tvr_blend_fill(cv, box, 0xf0ffffffu);
     tvr_outline(cv, box, FRAME);
-    for (size_t i = 0; i < n; i++)
-        tvt_draw(v->font, cv, box.x + pad, box.y + pad + (int)i * th, lines[i], col, TVT_LEFT);
+    for (size_t i = 0; i < n; i++) {
+        int y = box.y + pad + (int)i * th;
+        const char *rest = first_column(lines[i], key, sizeof key);
+        tvt_draw(v->font, cv, box.x + pad, y, rest ? key : lines[i], col, TVT_LEFT);
+        if (rest)
+            tvt_draw(v->font, cv, box.x + pad + kw, y, rest, col, TVT_LEFT);
+    }
 }
 
 /* The error text split into lines (at most 8). */
