@@ -172,6 +172,16 @@ static int panel_has_run(const tvv_view *v, const panel *p, size_t run)
     return 0;
 }
 
+/* A tick label under the plot, centred on x; left out when it would reach
+ * into the next panel. */
+static void x_label(tvv_view *v, tvr_canvas *cv, const panel *p, int x, const char *text)
+{
+    int w = tvt_width(v->font, text);
+    if (x + w / 2 > p->plot.x + p->plot.w + (int)(8 * v->opt.scale))
+        return;
+    tvt_draw(v->font, cv, x, p->plot.y + p->plot.h + (int)(3 * v->opt.scale), text, DIM, TVT_CENTER);
+}
+
 static void draw_x_axis(tvv_view *v, tvr_canvas *cv, const panel *p)
 {
     tvr_rect pl = p->plot;
@@ -187,7 +197,7 @@ static void draw_x_axis(tvv_view *v, tvr_canvas *cv, const panel *p)
             tvr_fill(cv, (tvr_rect){x, pl.y + pl.h, 1, (int)(4 * v->opt.scale)}, FRAME);
             tvr_fill(cv, (tvr_rect){x, pl.y + 1, 1, pl.h - 2}, GRID);
             tvp_format(t[i], step < 1 ? 1 : step, buf, sizeof buf);
-            tvt_draw(v->font, cv, x, pl.y + pl.h + (int)(3 * v->opt.scale), buf, DIM, TVT_CENTER);
+            x_label(v, cv, p, x, buf);
         }
     } else {
         int64_t t[TVP_MAX_TICKS], step;
@@ -200,7 +210,7 @@ static void draw_x_axis(tvv_view *v, tvr_canvas *cv, const panel *p)
                 tvp_format_clock(t[i], step, buf, sizeof buf);
             else
                 tvp_format_duration(t[i], step, buf, sizeof buf);
-            tvt_draw(v->font, cv, x, pl.y + pl.h + (int)(3 * v->opt.scale), buf, DIM, TVT_CENTER);
+            x_label(v, cv, p, x, buf);
         }
     }
     (void)th;
