@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "collector_int.h"
+#include "security.h"
 #include "tda_online.h"
 #include "wire.h"
 
@@ -35,6 +36,7 @@ static void usage(FILE *out)
             "                          [--time-unit ns|us|ms] [--status-interval S] [--quiet]\n"
             "                          [--detect RULE|off]... [--on-finding CMD] [--alert-interval S]\n"
             "                          [--stall-s S]\n"
+            "                          [--curve-secret FILE --allow DIR|FILE | --insecure]\n"
             "\n"
             "Receive runs from trainers and store them.\n"
             "\n"
@@ -55,7 +57,10 @@ static void usage(FILE *out)
             "                       (rate-limited; never delays ingest)\n"
             "  --alert-interval S   at most one CMD per S seconds after a burst of 5 (default 1)\n"
             "  --stall-s S          a run that sends nothing for S seconds without saying goodbye\n"
-            "                       is a 'stalled' finding (default 60, 0 = off)\n",
+            "                       is a 'stalled' finding (default 60, 0 = off)\n"
+            TSEC_USAGE
+            "An endpoint beyond loopback (--bind-all, tcp://0.0.0.0:..., an address) needs the\n"
+            "keys or --insecure. With keys, all three sockets use CURVE (README: Remote attach).\n",
             TSW_DEFAULT_INGEST, TSW_DEFAULT_API, TSW_DEFAULT_LIVE);
 }
 
@@ -157,7 +162,8 @@ static int parse_detect(int argc, char **argv, int *i, detect_args *d)
 }
 
 /* Fill o from argv. Returns 0, or -1 after printing what is wrong. */
-static int parse_args(int argc, char **argv, tcl_options *o, int *all, detect_args *det)
+static int parse_args(int argc, char **argv, tcl_options *o, int *all, detect_args *det,
+                      tsec_args *sec)
 {
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
@@ -166,6 +172,11 @@ static int parse_args(int argc, char **argv, tcl_options *o, int *all, detect_ar
             return -1;
         if (r > 0)
             continue;
+        if ((r = tsec_parse_arg(argc, argv, &i, sec, "trainscope collect")) != 0) {
+            if (r < 0)
+                return -1;
+            continue;
+        }
         if (strcmp(argv[i], "--bind-all") == 0) {
             *all = 1;
         } else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
@@ -262,6 +273,8 @@ int tcl_collect_main(int argc, char **argv)
     int all = 0;
     detect_args det = {0};
     tda_online *online = NULL;
+    tsec_args sa = {0};
+    tsec_server *sec = NULL;
     tcl_options_init(&o);
     tda_online_opts_init(&det.o);
     for (int i = 1; i < argc; i++) {
@@ -272,7 +285,7 @@ int tcl_collect_main(int argc, char **argv)
     }
     /* NULL until given, so --bind-all only changes the defaults. */
     o.ingest_ep = o.api_ep = o.live_ep = NULL;
-    if (parse_args(argc, argv, &o, &all, &det) < 0) {
+    if (parse_args(argc, argv, &o, &all, &det, &sa) < 0) {
         usage(stderr);
         return 2;
     }
@@ -282,6 +295,13 @@ int tcl_collect_main(int argc, char **argv)
         o.api_ep = all ? bind_all(TSW_DEFAULT_API, abuf, sizeof abuf) : TSW_DEFAULT_API;
     if (!o.live_ep)
         o.live_ep = all ? bind_all(TSW_DEFAULT_LIVE, lbuf, sizeof lbuf) : TSW_DEFAULT_LIVE;
+    const char *listen[] = { "--ingest", o.ingest_ep, "--api", o.api_ep, "--live", o.live_ep };
+    int src = tsec_listen_setup(&sa, listen, 3, &sec, err, sizeof err);
+    if (src < 0) {
+        fprintf(stderr, "trainscope collect: %s\n", err);
+        return src == -EINVAL || src == -EACCES ? 2 : 1;
+    }
+    o.security = sec;
     /* Handlers before opening, so a signal during start-up is not fatal:
      * the loop below sees the flag and shuts down cleanly. */
     install_signals();
@@ -290,18 +310,23 @@ int tcl_collect_main(int argc, char **argv)
     det.o.store_path = o.store_path;
     if (!det.off && tda_online_open(&online, &det.o, err, sizeof err) < 0) {
         fprintf(stderr, "trainscope collect: %s\n", err);
+        tsec_server_free(sec);
         return 1;
     }
     o.online = online;
     if (tcl_open(&c, &o, err, sizeof err) < 0) {
         fprintf(stderr, "trainscope collect: %s\n", err);
         tda_online_close(online);
+        tsec_server_free(sec);
         return 1;
     }
     if (!o.quiet) {
         tcl__log("store %s", o.store_path);
         tcl__log("ingest %s  api %s  live %s", tcl_endpoint(c, "ingest"), tcl_endpoint(c, "api"),
                  tcl_endpoint(c, "live"));
+        if (sec)
+            tcl__log("CURVE: server public key %s, %zu allowed client keys",
+                     tsec_server_public(sec), tsec_server_allowed(sec));
     }
     tcl_run(c, &stop_flag);
     tcl_stats st;
@@ -317,6 +342,7 @@ int tcl_collect_main(int argc, char **argv)
                  ds.alerts_rate_limited + ds.alerts_queue_full, ds.alerts_failed);
     }
     tda_online_close(online);
+    tsec_server_free(sec);  /* after tcl_close: the ZAP handler read it until then */
     if (rc < 0) {
         fprintf(stderr, "trainscope collect: the final commit failed (%s); "
                 "publishers will resend what was not acknowledged\n", strerror(-rc));

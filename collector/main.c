@@ -9,6 +9,7 @@
  *   trainscope import tfevents|csv ...         bring existing runs in (adapters/)
  *   trainscope relay --upstream EP ...         fan a node's ranks into one connection (relay.c)
  *   trainscope keygen [--out NAME]             a CURVE key pair for remote attach (security.c)
+ *   trainscope query API_EP [JSON]             one query-API request, keys from the env (query_cmd.c)
  */
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "cli.h"
 #include "collector.h"
 #include "tda_report.h"
+#include "query_cmd.h"
 #include "relay.h"
 #include "security.h"
 #include "trainscope.h"
@@ -41,6 +43,7 @@ static void usage(FILE *out)
             "                                     bring TensorBoard or CSV runs in\n"
             "  relay --upstream tcp://HOST:PORT   one per node: its ranks share one connection\n"
             "  keygen [--out NAME]                a CURVE key pair for encrypted remote attach\n"
+            "  query API_EP [JSON]                ask a (remote) collector's query API, with keys\n"
             "  version                            print the version\n"
             "\n"
             "`trainscope COMMAND --help` describes a command.\n");
@@ -71,6 +74,8 @@ int main(int argc, char **argv)
         return trl_relay_main(argc - 1, argv + 1);
     if (strcmp(cmd, "keygen") == 0)
         return tsec_keygen_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "query") == 0)
+        return trc_query_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("trainscope %s (protocol 1)\n", TS_VERSION_STRING);
         return 0;

@@ -11,6 +11,7 @@
 #include "relay.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,12 +26,30 @@
 #define RELAY_SNDHWM 64         /* messages towards the collector */
 #define RELAY_HEARTBEAT_MS 5000 /* notice an upstream that vanished without a FIN */
 
-static volatile sig_atomic_t stop_flag;
+#define CONTROL_EP_FMT "inproc://trl-control-%p"
 
-static void on_signal(int sig)
+/* SIGINT/SIGTERM are blocked in every thread and taken here with sigwait,
+ * then turned into the proxy's TERMINATE command: zmq_proxy does not return
+ * on a signal while it waits for an upstream that is not there. */
+typedef struct sig_thread {
+    void *zctx;
+    char ep[64];
+    sigset_t set;
+} sig_thread;
+
+static void *sig_main(void *arg)
 {
-    (void)sig;
-    stop_flag = 1;
+    sig_thread *t = arg;
+    int sig, zero = 0;
+    void *s = zmq_socket(t->zctx, ZMQ_PAIR);
+    if (!s)
+        return NULL;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_connect(s, t->ep);
+    sigwait(&t->set, &sig);
+    zmq_send(s, "TERMINATE", 9, ZMQ_DONTWAIT);
+    zmq_close(s);
+    return NULL;
 }
 
 static void usage(FILE *out)
@@ -169,9 +188,11 @@ int trl_relay_main(int argc, char **argv)
     relay_args a = { .listen = TSW_DEFAULT_INGEST };
     tsec_server *sec = NULL;
     tsec_zap *zap = NULL;
-    void *zctx = NULL, *front = NULL, *back = NULL;
+    void *zctx = NULL, *front = NULL, *back = NULL, *control = NULL;
     char err[1024];
-    int curve = 0, ret = 1;
+    int curve = 0, ret = 1, have_thread = 0;
+    sig_thread st;
+    pthread_t sig_tid;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -188,16 +209,24 @@ int trl_relay_main(int argc, char **argv)
     }
     if (a.secret && tsec_server_load(&sec, a.secret, a.allow, err, sizeof err) < 0)
         goto fail;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);   /* no SA_RESTART: the proxy's poll returns EINTR */
-    sigaction(SIGTERM, &sa, NULL);
+    /* Blocked before any thread exists, so that every thread (libzmq's
+     * included) inherits the mask and only sig_main takes them. */
+    sigemptyset(&st.set);
+    sigaddset(&st.set, SIGINT);
+    sigaddset(&st.set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &st.set, NULL);
     if (!(zctx = zmq_ctx_new())) {
         snprintf(err, sizeof err, "cannot create a ZeroMQ context");
         goto fail;
     }
+    st.zctx = zctx;
+    snprintf(st.ep, sizeof st.ep, CONTROL_EP_FMT, (void *)&st);
+    if (!(control = zmq_socket(zctx, ZMQ_PAIR)) || zmq_bind(control, st.ep) != 0 ||
+        pthread_create(&sig_tid, NULL, sig_main, &st) != 0) {
+        snprintf(err, sizeof err, "cannot set up the signal thread: %s", zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    have_thread = 1;
     if ((sec && tsec_zap_start(zctx, sec, "relay", &zap, err, sizeof err) < 0) ||
         open_back(zctx, &a, &back, &curve, err, sizeof err) < 0 ||
         open_front(zctx, &a, sec, &front, err, sizeof err) < 0)
@@ -205,19 +234,22 @@ int trl_relay_main(int argc, char **argv)
     if (!a.quiet)
         fprintf(stderr, "[relay] %s%s -> %s%s\n", a.listen, sec ? " (CURVE)" : "", a.upstream,
                 curve ? " (CURVE)" : "");
-    /* zmq_proxy returns only on an error: EINTR when a signal came (then
-     * stop_flag says whether to go on), ETERM never (we own the context). */
-    while (!stop_flag) {
-        if (zmq_proxy(front, back, NULL) < 0 && zmq_errno() != EINTR) {
-            snprintf(err, sizeof err, "the proxy stopped: %s", zmq_strerror(zmq_errno()));
-            goto fail;
-        }
+    /* Returns 0 on TERMINATE (a signal), -1 on an error. */
+    if (zmq_proxy_steerable(front, back, NULL, control) != 0) {
+        snprintf(err, sizeof err, "the proxy stopped: %s", zmq_strerror(zmq_errno()));
+        goto fail;
     }
     ret = 0;
     goto done;
 fail:
     fprintf(stderr, "trainscope relay: %s\n", err);
 done:
+    if (have_thread) {
+        pthread_kill(sig_tid, SIGTERM);     /* no-op when it already took one */
+        pthread_join(sig_tid, NULL);
+    }
+    if (control)
+        zmq_close(control);
     if (front)
         zmq_close(front);
     if (back)

@@ -326,6 +326,59 @@ int tsec_check_listen(const char *what, const char *ep, int secured, int insecur
     return -EACCES;
 }
 
+int tsec_parse_arg(int argc, char **argv, int *i, tsec_args *a, const char *cmd)
+{
+    const char *o = argv[*i];
+    const char **dst = NULL;
+    if (strcmp(o, "--insecure") == 0) {
+        a->insecure = 1;
+        return 1;
+    }
+    if (strcmp(o, "--curve-secret") == 0)
+        dst = &a->secret;
+    else if (strcmp(o, "--allow") == 0)
+        dst = &a->allow;
+    else if (strncmp(o, "--curve-secret=", 15) == 0 || strncmp(o, "--allow=", 8) == 0) {
+        dst = o[2] == 'c' ? &a->secret : &a->allow;
+        *dst = strchr(o, '=') + 1;
+        return **dst ? 1 : (fprintf(stderr, "%s: %.*s needs a value\n\n", cmd,
+                                    (int)(strchr(o, '=') - o), o), -1);
+    }
+    if (!dst)
+        return 0;
+    if (*i + 1 >= argc || !argv[*i + 1][0]) {
+        fprintf(stderr, "%s: %s needs a value\n\n", cmd, o);
+        return -1;
+    }
+    *dst = argv[++*i];
+    return 1;
+}
+
+int tsec_listen_setup(const tsec_args *a, const char *const *what_ep, size_t n, tsec_server **out,
+                      char *err, size_t errlen)
+{
+    int rc;
+    *out = NULL;
+    if (!a->secret != !a->allow) {
+        snprintf(err, errlen, a->secret ? "--curve-secret needs --allow DIR|FILE: the public keys "
+                 "of the clients to let in" : "--allow needs --curve-secret FILE: this side's own "
+                 "secret key (`trainscope keygen`)");
+        return -EINVAL;
+    }
+    if (a->secret && a->insecure) {
+        snprintf(err, errlen, "--insecure and --curve-secret contradict each other");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((rc = tsec_check_listen(what_ep[2 * i], what_ep[2 * i + 1], a->secret != NULL,
+                                    a->insecure, err, errlen)) < 0)
+            return rc;
+    if (!a->secret)
+        return 0;
+    rc = tsec_server_load(out, a->secret, a->allow, err, errlen);
+    return rc == -EINVAL || rc == -EACCES ? -EIO : rc;  /* keep the two command-line codes apart */
+}
+
 /* ---- trainscope keygen ----------------------------------------------------- */
 
 int tsec_keygen_main(int argc, char **argv)

@@ -60,6 +60,30 @@ int tsec_is_local(const char *ep);
 int tsec_check_listen(const char *what, const char *ep, int secured, int insecure,
                       char *err, size_t errlen);
 
+/* The listening side's command-line flags, shared by `collect` and `relay`:
+ * --curve-secret FILE, --allow DIR|FILE, --insecure. */
+typedef struct tsec_args {
+    const char *secret, *allow;
+    int insecure;
+} tsec_args;
+
+#define TSEC_USAGE \
+    "  --curve-secret FILE  encrypt and authenticate with this key (`trainscope keygen`) ...\n" \
+    "  --allow DIR|FILE     ... accepting only these clients' public keys (DIR: its *.pub)\n" \
+    "  --insecure           listen beyond loopback without keys (anyone who reaches it gets in)\n"
+
+/* 1 when argv[*i] is one of the flags (its value consumed), 0 when it is
+ * not, -1 after printing "CMD: FLAG needs a value". */
+int tsec_parse_arg(int argc, char **argv, int *i, tsec_args *a, const char *cmd);
+
+/* Check the flags together and against the endpoints to listen on (n pairs
+ * of option name and endpoint), then load the keys: *out is NULL for a plain
+ * set-up. Returns 0; -EINVAL (flags that do not go together) or -EACCES (a
+ * network endpoint without keys): a command-line mistake; other < 0: a key
+ * file problem. err says which and what to do. */
+int tsec_listen_setup(const tsec_args *a, const char *const *what_ep, size_t n, tsec_server **out,
+                      char *err, size_t errlen);
+
 /* `trainscope keygen [--out NAME]`: argv[0] is "keygen". */
 int tsec_keygen_main(int argc, char **argv);
 

@@ -46,6 +46,7 @@ const char *ts_strerror(int err)
     case TS_ECLOSED: return "the run is closing";
     case TS_EZMQ: return "ZeroMQ refused the endpoint or the socket setup";
     case TS_ETOOMANY: return "too many metric names for one run";
+    case TS_EKEY: return "a CURVE key is missing, unreadable, unprotected or invalid";
     default: return "unknown error";
     }
 }
@@ -252,6 +253,11 @@ static const char *pick_endpoint(const ts_options *o)
 
 int ts_open(ts_run **out, const ts_options *opts)
 {
+    return ts_open_secure(out, opts, NULL);
+}
+
+int ts_open_secure(ts_run **out, const ts_options *opts, const ts_security *sec)
+{
     if (!out)
         return TS_EINVAL;
     *out = NULL;
@@ -285,7 +291,7 @@ int ts_open(ts_run **out, const ts_options *opts)
     rc = sync_init(run);
     if (rc < 0)
         goto fail_names;
-    rc = ts__io_init(run, pick_endpoint(opts), hello.p, hello.len);
+    rc = ts__io_init(run, pick_endpoint(opts), sec, hello.p, hello.len);
     if (rc < 0)
         goto fail_sync;
     if (pthread_create(&run->thread, NULL, ts__io_main, run) != 0) {

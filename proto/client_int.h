@@ -87,7 +87,8 @@ struct ts_run {
 /* io.c */
 /* Create the socket and connect (TS_EZMQ if ZeroMQ refuses the endpoint),
  * allocate the I/O buffers and queue the HELLO as seq 1. */
-int ts__io_init(ts_run *run, const char *endpoint, const char *hello, size_t hello_len);
+int ts__io_init(ts_run *run, const char *endpoint, const ts_security *sec, const char *hello,
+                size_t hello_len);
 /* After the thread has stopped: close the socket, free what is queued
  * (including event records still in the ring). */
 void ts__io_destroy(ts_run *run);

@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "keys.h"
 #include "wire.h"
 
 #define TS__SNDHWM 1024 /* messages queued in ZeroMQ per connection */
@@ -68,24 +69,44 @@ static int set_socket_options(void *sock)
     return 0;
 }
 
-static int open_socket(ts_run *run, const char *endpoint)
+/* CURVE keys from sec or the environment (keys.h); a key problem is
+ * printed, because the caller only gets TS_EKEY and the user needs to know
+ * which file and why. */
+static int set_keys(void *sock, const ts_security *sec)
 {
+    char err[1024];
+    if (tkey_client_setup(sock, sec ? sec->server_key : NULL, sec ? sec->client_key : NULL, err,
+                          sizeof err) >= 0)
+        return 0;
+    fprintf(stderr, "trainscope: %s\n", err);
+    return TS_EKEY;
+}
+
+static int open_socket(ts_run *run, const char *endpoint, const ts_security *sec)
+{
+    int rc = TS_EZMQ;
     run->zctx = zmq_ctx_new();
     if (!run->zctx)
         return TS_EZMQ;
     run->sock = zmq_socket(run->zctx, ZMQ_DEALER);
-    if (!run->sock || set_socket_options(run->sock) < 0 ||
-        zmq_connect(run->sock, endpoint) < 0) {
-        if (run->sock)
-            zmq_close(run->sock);
-        zmq_ctx_term(run->zctx);
-        run->sock = run->zctx = NULL;
-        return TS_EZMQ;
-    }
+    if (!run->sock || set_socket_options(run->sock) < 0)
+        goto fail;
+    if ((rc = set_keys(run->sock, sec)) < 0)
+        goto fail;
+    rc = TS_EZMQ;
+    if (zmq_connect(run->sock, endpoint) < 0)
+        goto fail;
     return 0;
+fail:
+    if (run->sock)
+        zmq_close(run->sock);
+    zmq_ctx_term(run->zctx);
+    run->sock = run->zctx = NULL;
+    return rc;
 }
 
-int ts__io_init(ts_run *run, const char *endpoint, const char *hello, size_t hello_len)
+int ts__io_init(ts_run *run, const char *endpoint, const ts_security *sec, const char *hello,
+                size_t hello_len)
 {
     ts__io *io = &run->io;
     memset(io, 0, sizeof *io);
@@ -102,7 +123,7 @@ int ts__io_init(ts_run *run, const char *endpoint, const char *hello, size_t hel
         ts__io_destroy(run);
         return TS_ENOMEM;
     }
-    int rc = open_socket(run, endpoint);
+    int rc = open_socket(run, endpoint, sec);
     if (rc < 0)
         ts__io_destroy(run);
     return rc;

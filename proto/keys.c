@@ -204,18 +204,18 @@ int tkey_load_secret(const char *path, tkey_pair *out, char *err, size_t errlen)
     if (!buf)
         return rc;
     size_t len = strlen(buf);
-    if (mode & 077) {
-        rc = fail(err, errlen, -EPERM, "secret key file %s can be %s by other users (mode %04o); "
-                  "run: chmod 600 %s", path, (mode & 022) ? "changed" : "read",
-                  (unsigned)(mode & 07777), path);
-        goto done;
-    }
     pair_ctx c = { .path = path, .err = err, .errlen = errlen, .kp = out };
     if ((rc = each_key(buf, path, pair_line, &c, err, errlen)) < 0)
         goto done;
     if (!c.have_sec) {
         rc = fail(err, errlen, -EINVAL, "%s holds no secret-key: give the .key file that "
                   "`trainscope keygen` wrote, not the .pub", path);
+        goto done;
+    }
+    if (mode & 077) {
+        rc = fail(err, errlen, -EPERM, "secret key file %s can be %s by other users (mode %04o); "
+                  "run: chmod 600 %s", path, (mode & 022) ? "changed" : "read",
+                  (unsigned)(mode & 07777), path);
         goto done;
     }
     char derived[TKEY_Z85 + 1];

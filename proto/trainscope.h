@@ -56,6 +56,7 @@ enum {
     TS_ECLOSED = -5,   /* the run is closing */
     TS_EZMQ = -6,      /* ZeroMQ refused the endpoint or socket setup */
     TS_ETOOMANY = -7,  /* more metric names than the protocol allows per run */
+    TS_EKEY = -8,      /* a CURVE key is missing, unreadable, unprotected or invalid */
 };
 
 typedef struct ts_options {
@@ -100,6 +101,22 @@ TS_API ts_options ts_options_default(void);
  * slots of it (1/16 of a small ring) are kept for events: samples are
  * dropped a little before events are. */
 TS_API int ts_open(ts_run **out, const ts_options *opts);
+
+/* Encrypted, authenticated connection to a collector that listens with
+ * CURVE (`trainscope keygen`; README "Remote attach"). A field left NULL
+ * falls back to the environment, which is also what ts_open uses:
+ *   TRAINSCOPE_SERVER_KEY  the collector's public key: 40 Z85 characters or its .pub file
+ *   TRAINSCOPE_CLIENT_KEY  this client's .key file (mode 0600)
+ * Neither set anywhere: a plain connection, as before. */
+typedef struct ts_security {
+    const char *server_key;   /* Z85 public key or the path of the collector's .pub */
+    const char *client_key;   /* path of this client's .key (its secret and public key) */
+} ts_security;
+
+/* ts_open with keys. TS_EKEY: a key is missing (one of the two set without
+ * the other), unreadable, not a key, or a secret key file others can read;
+ * the sentence saying which and what to do is printed on stderr. */
+TS_API int ts_open_secure(ts_run **out, const ts_options *opts, const ts_security *sec);
 
 /* Register a metric name, returns its id (>= 0). Same name, same id; ids are
  * 0, 1, 2 ... in registration order. TS_EINVAL: empty, over 512 bytes or not
