@@ -1277,7 +1277,7 @@ static void on_disconnect(tcl_collector *c, int fd, const char *addr)
     if (suppressed)
         snprintf(more, sizeof more, " (%" PRIu32 " more suppressed)", suppressed);
     if (!spoke)
-        tcl__log("connection closed by transport (message over 32 MiB limit or not ZMTP) on %s%s",
+        tcl__log("connection closed by transport (message over 32 MiB limit, not ZMTP, or a key CURVE refused) on %s%s",
                  addr, more);
     else
         tcl__log("connection of stream %016" PRIx64 " closed before BYE on %s: the publisher "
