@@ -237,7 +237,8 @@ def through_relay():
           "a relay whose key is not allowed gets nothing through")
     for r in relays:
         r.send_signal(signal.SIGTERM)
-        r.wait(timeout=10)
+    codes = [r.wait(timeout=10) for r in relays]
+    check(codes == [0, 0], f"both relays exit 0 on SIGTERM, also the one whose upstream refuses it ({codes})")
     check(col.stop() == 0, "collector exits 0")
 
 
