@@ -23,6 +23,9 @@ import zmq
 from tslib import Collector, check, cli, export_points, finish, free_port, read_truth
 
 TRAINSCOPE, PUB_LOAD = sys.argv[1], sys.argv[2]
+# Optional third argument: the shared libtrainscope, for the Python client check.
+LIB = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3].endswith(".so") else None
+ARGS = sys.argv[4:] if LIB else sys.argv[3:]
 HDR = struct.Struct("<IBBHQQ")
 TMP = tempfile.mkdtemp(prefix="ts-curve-")
 
@@ -213,7 +216,27 @@ def allowed_and_refused():
     lines = p.stdout.decode().splitlines()
     check(p.returncode == 0 and lines[1] == "step,time_ns,value" and len(lines) == 5,
           f"trainscope query --server-key/--client-key decodes points ({lines[:2]})")
+    if LIB:
+        python_client(col)
     check(col.stop() == 0, "collector exits 0")
+
+
+def python_client(col):
+    """The Python client (ctypes over libtrainscope) takes the keys from the
+    same two environment variables."""
+    code = ("import sys, trainscope\n"
+            "run = trainscope.init(name=sys.argv[1], close_timeout=3)\n"
+            "[run.log({'loss': 1.0 / (s + 1)}, step=s) for s in range(100)]\n"
+            "run.close()\n")
+    py = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python")
+    for name, key in (("py-alice", ALICE_KEY), ("py-mallory", MALLORY_KEY)):
+        env = env_for(key)
+        env.update(TRAINSCOPE_LIB=LIB, PYTHONPATH=py, TRAINSCOPE_ENDPOINT=col.ingest)
+        subprocess.run([sys.executable, "-c", code, name], env=env, capture_output=True, timeout=60)
+    runs = run_names(col)
+    pts = api(col.api, ALICE_KEY, {"op": "series", "run": "py-alice"})
+    check("py-alice" in runs and "py-mallory" not in runs and pts["series"][0]["count"] == 100,
+          f"Python client: with alice's key all 100 points stored, with mallory's nothing ({sorted(runs)})")
 
 
 def through_relay():
@@ -302,7 +325,7 @@ CASES = {"keygen": keygen_files, "allow": allowed_and_refused, "relay": through_
 
 if __name__ == "__main__":
     check(zmq.has("curve"), "pyzmq's libzmq has CURVE")
-    for name in sys.argv[3:] or CASES:
+    for name in ARGS or CASES:
         print(f"--- {name}", flush=True)
         CASES[name]()
     finish()
