@@ -15,7 +15,7 @@
  *
  * Usage: bench_live_latency PATH/TO/trainscope [--points N] [--interval-us U]
  *        [--poll-us U] [--batch-ms M]   (M: the publisher's batch interval,
- *        0 = libtrainscope's default, 20 ms)
+ *        0 = libtrainscope's default)
  */
 #include <fcntl.h>
 #include <inttypes.h>

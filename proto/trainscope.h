@@ -69,7 +69,7 @@ typedef struct ts_options {
     int world_size;           /* default 1 */
     size_t ring_samples;      /* ring capacity in samples, default 1 << 20 (32 MiB) */
     size_t max_unacked_bytes; /* sent but unacknowledged data kept, default 64 MiB */
-    int batch_interval_ms;    /* how often the I/O thread sends, default 20 */
+    int batch_interval_ms;    /* how often the I/O thread sends, default 5 */
 } ts_options;
 
 typedef struct ts_run ts_run;
@@ -84,7 +84,7 @@ typedef struct ts_stats {
 } ts_stats;
 
 /* Defaults: endpoint NULL (TRAINSCOPE_ENDPOINT, else the default above),
- * rank 0, world_size 1, ring 1 << 20 samples, 64 MiB unacked, 20 ms.
+ * rank 0, world_size 1, ring 1 << 20 samples, 64 MiB unacked, 5 ms.
  * In options passed to ts_open, ring_samples, max_unacked_bytes and
  * batch_interval_ms of 0 also mean "default". */
 TS_API ts_options ts_options_default(void);

@@ -467,7 +467,7 @@ def init(endpoint=None, name=None, project=None, config=None, rank=0, world_size
     close_timeout: seconds close() (and the exit handler) waits for the
         collector to make everything durable.
     buffer_samples: capacity of the in-memory buffer (default 1 << 20).
-    batch_interval_ms: how often the background thread sends (default 20).
+    batch_interval_ms: how often the background thread sends (default 5).
 
     Returns at once: the collector may start later; nothing is lost until
     the buffer fills.
