@@ -159,6 +159,23 @@ static void y_range(tvv_view *v, panel *p, const unsigned char *vis, size_t ncol
     *hi = b + pad;
 }
 
+/* "kind: text", cut to fit the label (on a UTF-8 boundary, with "..."), so
+ * a long note or a JSON config does not run across the plot; a JSON text
+ * shows as its kind alone. */
+static void event_label(const tvm_event *e, char *out, size_t cap)
+{
+    const char *text = e->text ? e->text : "";
+    if (*text == '{' || *text == '[')
+        text = "";
+    int n = snprintf(out, cap, "%s%s%s", e->kind, *text ? ": " : "", text);
+    if (n < 0 || (size_t)n < cap)
+        return;
+    size_t end = cap - 4;   /* room for "..." and the terminator */
+    while (end > 0 && ((unsigned char)out[end] & 0xC0) == 0x80)
+        end--;              /* do not cut a UTF-8 sequence */
+    memcpy(out + end, "...", 4);
+}
+
 static int64_t event_x(const tvv_view *v, const tvm_event *e)
 {
     return v->xmode == TVV_X_STEP ? e->step : v->xmode == TVV_X_WALL ? e->t_ns : e->t_ns - v->run_start[e->run];
@@ -405,8 +422,8 @@ static int render_panel(tvv_view *v, tvr_canvas *cv, panel *p, int64_t *points)
             continue;   /* the same event from several ranks or runs: one label */
         last_cx = cx;
         last_text = e->text;
-        char label[160];
-        snprintf(label, sizeof label, "%s%s%s", resume ? "resume" : "", resume && *e->text ? ": " : "", resume ? e->text : (*e->text ? e->text : e->kind));
+        char label[64];
+        event_label(e, label, sizeof label);
         tvt_draw(v->font, cv, cx + 3, pl.y + 2 + (nlabel++ % 3) * th, label, col, TVT_LEFT);
     }
     /* lines: faint raw under the smoothed line when smoothing */
