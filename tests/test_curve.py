@@ -7,7 +7,7 @@ A client without an allowed key gets nothing and can send nothing: its data
 is not stored, its API request is not answered, its SUB gets no LIVE, and
 the collector logs the refused key. Every bad key set-up gets a clear error.
 
-usage: /usr/bin/python3 test_curve.py TRAINSCOPE PUB_LOAD [case ...]
+usage: /usr/bin/python3 test_curve.py TRAINSCOPE PUB_LOAD [LIBTRAINSCOPE.so] [VIEWER] [case ...]
 """
 import os
 import signal
@@ -24,8 +24,11 @@ from tslib import Collector, check, cli, export_points, finish, free_port, read_
 
 TRAINSCOPE, PUB_LOAD = sys.argv[1], sys.argv[2]
 # Optional third argument: the shared libtrainscope, for the Python client check.
-LIB = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3].endswith(".so") else None
+# meson names the versioned file (libtrainscope.so.0.1.0): match ".so" anywhere in the name.
+LIB = sys.argv[3] if len(sys.argv) > 3 and ".so" in os.path.basename(sys.argv[3]) else None
 ARGS = sys.argv[4:] if LIB else sys.argv[3:]
+# Optional next argument: trainscope-viewer, for the keyed viewer check.
+VIEWER = os.path.abspath(ARGS.pop(0)) if ARGS and os.path.basename(ARGS[0]) == "trainscope-viewer" else None
 HDR = struct.Struct("<IBBHQQ")
 TMP = tempfile.mkdtemp(prefix="ts-curve-")
 
@@ -321,7 +324,70 @@ def errors():
           f"a bad TRAINSCOPE_SERVER_KEY is named ({err.strip()[:110]})")
 
 
-CASES = {"keygen": keygen_files, "allow": allowed_and_refused, "relay": through_relay, "errors": errors}
+def viewer_shot(source, out, key, server=SERVER_PUB):
+    """trainscope-viewer --screenshot under SDL's offscreen driver with the
+    given keys in its environment: (exit status, stderr, seconds taken)."""
+    env = env_for(key, server)
+    env.update(SDL_VIDEODRIVER="offscreen",
+               ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")
+    t = time.time()
+    p = subprocess.run([VIEWER, source, "--screenshot", out, "--size", "640x400"],
+                       capture_output=True, timeout=120, env=env, cwd=TMP)
+    return p.returncode, p.stderr.decode(errors="replace"), time.time() - t
+
+
+def drawn_pixels(png):
+    """Pixels of the plot area (above the status line) that differ from the
+    background colour of the top-left corner."""
+    from test_viewer_attach import read_png
+    w, h, rows = read_png(png)
+    bpp = len(rows[0]) // w
+    bg = rows[0][0:3]
+    return sum(1 for row in rows[:h - 40] for x in range(0, len(row), bpp) if row[x:x + 3] != bg)
+
+
+def keyed_viewer():
+    """The viewer on a keyed collector: with alice's key it draws the run
+    exactly as it draws the store; without keys it exits with a sentence that
+    names the endpoint and the key variables; with half a key set-up it
+    fails at once naming the missing variable."""
+    if not VIEWER:
+        check(False, "test_curve.py needs trainscope-viewer as an argument for the viewer case")
+        return
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    col = keyed_collector().start(wait=False)
+    try:
+        check(ready(col), "the keyed collector answers")
+        rc, err, _ = publish(col.ingest, "viewed-run", ALICE_KEY, steps=1500)
+        check(rc == 0, f"alice publishes a run for the viewer ({err.strip()[-90:]})")
+        net_png, file_png = os.path.join(TMP, "v-net.png"), os.path.join(TMP, "v-file.png")
+        rc, err, _ = viewer_shot(col.api, net_png, ALICE_KEY)
+        check(rc == 0 and os.path.exists(net_png), f"the viewer with alice's key renders {col.api} ({err.strip()})")
+        rc, err, _ = viewer_shot(col.store, file_png, None, server=None)
+        check(rc == 0, f"the viewer renders the store file ({err.strip()})")
+        if os.path.exists(net_png) and os.path.exists(file_png):
+            from test_viewer_attach import read_png
+            _, hn, net = read_png(net_png)
+            _, hf, fil = read_png(file_png)
+            n = drawn_pixels(net_png)
+            check(n > 1000 and net[:hn - 40] == fil[:hf - 40],
+                  f"with the allowed key the viewer draws the run as from its store ({n} plot pixels)")
+        gone = os.path.join(TMP, "v-plain.png")
+        rc, err, secs = viewer_shot(col.api, gone, None, server=None)
+        port = col.api.rsplit(":", 1)[1]
+        check(rc != 0 and port in err and "TRAINSCOPE_SERVER_KEY" in err and secs < 60,
+              f"without keys the viewer exits {rc} within {secs:.0f} s, naming the endpoint and the key "
+              f"variables ({err.strip()[:160]})")
+        check(not os.path.exists(gone) or drawn_pixels(gone) == 0, "without keys no data is drawn")
+        rc, err, secs = viewer_shot(col.api, gone, None)   # server key only
+        check(rc != 0 and "TRAINSCOPE_CLIENT_KEY" in err and secs < 20,
+              f"a server key without a client key fails at once ({secs:.1f} s): {err.strip()[:140]}")
+    finally:
+        col.stop()
+
+
+CASES = {"keygen": keygen_files, "allow": allowed_and_refused, "relay": through_relay, "errors": errors,
+         "viewer": keyed_viewer}
 
 if __name__ == "__main__":
     check(zmq.has("curve"), "pyzmq's libzmq has CURVE")

@@ -15,6 +15,7 @@
  * session, so no stale request or reply survives into the next one.
  */
 #include "net.h"
+#include "keys.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -1080,6 +1081,9 @@ static int open_dealer(tvn_conn *c, char *err, size_t errlen)
     /* ZMTP heartbeats let zmq notice a dead TCP peer and reconnect. */
     zmq_setsockopt(c->dealer, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb);
     zmq_setsockopt(c->dealer, ZMQ_HEARTBEAT_TIMEOUT, &hbt, sizeof hbt);
+    /* CURVE from TRAINSCOPE_SERVER_KEY/CLIENT_KEY; a bad key is final (no retry). */
+    if (tkey_client_setup(c->dealer, NULL, NULL, err, errlen) < 0)
+        return -EINVAL;
     if (zmq_connect(c->dealer, c->api_ep) != 0)
         goto fail;
     return 0;
@@ -1141,6 +1145,8 @@ static int open_sub(tvn_conn *c, char *err, size_t errlen)
     if (!c->mon || zmq_setsockopt(c->mon, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_connect(c->mon, mon_ep) != 0)
         goto fail;
+    if (tkey_client_setup(c->sub, NULL, NULL, err, errlen) < 0)
+        return -EINVAL;
     if (zmq_connect(c->sub, c->live_ep) != 0)
         goto fail;
     return 0;
@@ -1280,8 +1286,9 @@ static void *net_thread(void *arg)
             set_state(c, TVM_RECONNECTING, "lost the collector at %s: reconnecting "
                       "(showing what was received)", c->api_ep);
         else
-            set_state(c, TVM_CONNECTING, "no answer from a collector at %s "
-                      "(is it running, and is this its API endpoint?); still trying", c->api_ep);
+            set_state(c, TVM_CONNECTING, "no answer from a collector at %s (is it running, is this "
+                      "its API endpoint, and if it requires CURVE keys, are TRAINSCOPE_SERVER_KEY "
+                      "and TRAINSCOPE_CLIENT_KEY set to an allowed key?); still trying", c->api_ep);
         int64_t until = now_ms() + TVN_RETRY_MS;
         while (!atomic_load(&c->stop) && now_ms() < until) {
             struct timespec ts = { 0, 20 * 1000000L };
