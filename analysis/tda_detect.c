@@ -342,7 +342,11 @@ int tda_series_feed(tda_series *s, int64_t step, int64_t t_ns, double v, tda_fin
         else
             s->in_spike = 0, s->low_run = 0;
     }
-    tda_roll_push(&s->roll, v);
+    /* The window is what spike detection and the online straggler check
+     * read; a series neither looks at (most metrics, with the default
+     * rules) skips it: pushing costs more than the rest of ingest per point. */
+    if (s->p.spike > 0 || s->p.role == TDA_ROLE_STEPTIME || s->p.role == TDA_ROLE_THROUGHPUT)
+        tda_roll_push(&s->roll, v);
     s->seen++;
     if (s->p.role == TDA_ROLE_LOSS && (s->p.diverge > 0 || s->p.plateau > 0))
         n += feed_trend(s, step, t_ns, v, out + n);
