@@ -39,6 +39,7 @@ struct tcl__api {
     void *router;
     tss_store *st;          /* read-only handle, used only by the thread */
     char *store_path;
+    char live[256];         /* the live endpoint a viewer can connect to, or "" */
     char endpoint[256];
     pthread_t thread;
     int started;
@@ -168,6 +169,8 @@ static void op_info(tcl__api *a, api_req *r)
     cJSON_AddStringToObject(r->reply, "version", TCL_VERSION);
     cJSON_AddStringToObject(r->reply, "store", a->store_path);
     add_i64(r->reply, "time_unit_ns", tss_time_unit_ns(a->st));
+    if (a->live[0])
+        cJSON_AddStringToObject(r->reply, "live", a->live);
 }
 
 static void op_runs(tcl__api *a, api_req *r)
@@ -490,8 +493,18 @@ static void *api_thread(void *arg)
     return NULL;
 }
 
+/* A wildcard address (tcp://0.0.0.0:P, tcp://[::]:P, a '*' host) is where
+ * the collector listens, not where a viewer can connect: a viewer then
+ * takes the API's host with the live port by itself, so `info` says nothing. */
+static int wildcard_endpoint(const char *ep)
+{
+    return strstr(ep, "://0.0.0.0:") || strstr(ep, "://*:") || strstr(ep, "://[::]:") ||
+           strstr(ep, "://::");
+}
+
 int tcl__api_start(void *zctx, const char *ep, const struct tsec_server *sec,
-                   const char *store_path, tcl__api **out, char *err, size_t errlen)
+                   const char *store_path, const char *live_ep, tcl__api **out, char *err,
+                   size_t errlen)
 {
     int64_t maxmsg = API_MAX_REQUEST;
     int linger = 0, rc;
@@ -510,6 +523,8 @@ int tcl__api_start(void *zctx, const char *ep, const struct tsec_server *sec,
         rc = -ENOMEM;
         goto fail;
     }
+    if (live_ep && !wildcard_endpoint(live_ep))
+        snprintf(a->live, sizeof a->live, "%s", live_ep);
     atomic_init(&a->stop, 0);
     if ((rc = tss_open(&a->st, store_path, &ro, err, errlen)) < 0)
         goto fail;

@@ -1440,8 +1440,8 @@ int tcl_open(tcl_collector **out, const tcl_options *o, char *err, size_t errlen
                                              errlen)) < 0) ||
         (rc = open_ingest(c, err, errlen)) < 0 ||
         (rc = tcl__live_open(c->zctx, o->live_ep, o->security, &c->live, err, errlen)) < 0 ||
-        (rc = tcl__api_start(c->zctx, o->api_ep, o->security, c->store_path, &c->api, err,
-                             errlen)) < 0)
+        (rc = tcl__api_start(c->zctx, o->api_ep, o->security, c->store_path,
+                             tcl__live_endpoint(c->live), &c->api, err, errlen)) < 0)
         goto fail;
     c->status_t0 = tcl__now_ms();
     if (o->status_interval_s > 0)

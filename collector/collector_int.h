@@ -60,9 +60,11 @@ typedef struct tcl__api tcl__api;
 
 /* Bind the ROUTER (a CURVE server when sec is set) and open a read-only
  * store handle (both here, so errors are reported to the caller), then serve
- * from a new thread. */
+ * from a new thread. `info` names live_ep (the bound live endpoint) unless
+ * it is a wildcard address. */
 int tcl__api_start(void *zctx, const char *ep, const struct tsec_server *sec,
-                   const char *store_path, tcl__api **out, char *err, size_t errlen);
+                   const char *store_path, const char *live_ep, tcl__api **out, char *err,
+                   size_t errlen);
 const char *tcl__api_endpoint(const tcl__api *a);
 /* Stop the thread (it notices within 100 ms), close socket and store. NULL-safe. */
 void tcl__api_stop(tcl__api *a);

@@ -477,6 +477,7 @@ def test_api(col):
     r, _ = q(col, {"op": "info"})
     check(r.get("ok") and r["protocol"] == 1 and r["version"] and r["store"] == col.store
           and r["time_unit_ns"] == 1_000_000, "info: protocol, version, store, time unit")
+    check(r.get("live") == col.live, "info: names the live endpoint (%r)" % r.get("live"))
     r, _ = q(col, {"op": "runs"})
     run = [x for x in r["runs"] if x["name"] == "api-run"][0]
     keys = {"id", "project", "name", "status", "world_size", "created_ns", "updated_ns", "ended_ns",
