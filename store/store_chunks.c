@@ -115,7 +115,7 @@ void tss_chunks_close(tss_chunks *q)
 
 int tss_chunks_changed(tss_chunks *q)
 {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int64_t v;
     int rc = tsq_stmt(q, TSQ_VERSION, &s);
 
@@ -136,7 +136,7 @@ int tss_chunks_changed(tss_chunks *q)
 
 int tss_chunks_max_ids(tss_chunks *q, int64_t *chunk, int64_t *series, int64_t *event, int64_t *gap)
 {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int rc = tsq_stmt(q, TSQ_MAX_IDS, &s);
 
     if (rc < 0)
@@ -185,7 +185,7 @@ static int tsq_row_check(tss_chunks *q, const tss_chunk_row *r)
 
 int tss_chunks_list(tss_chunks *q, int64_t sid, int64_t after_id, tss_chunk_row_fn fn, void *ctx)
 {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     tss_chunk_row r;
     int rc = tsq_stmt(q, sid ? TSQ_LIST_SERIES : TSQ_LIST_ALL, &s);
 
@@ -206,7 +206,7 @@ int tss_chunks_list(tss_chunks *q, int64_t sid, int64_t after_id, tss_chunk_row_
 
 int tss_chunks_row(tss_chunks *q, int64_t id, tss_chunk_row *row)
 {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     int rc = tsq_stmt(q, TSQ_ROW, &s);
 
     if (rc < 0)
@@ -227,7 +227,7 @@ int tss_chunks_row(tss_chunks *q, int64_t id, tss_chunk_row *row)
 
 int tss_chunks_runs(tss_chunks *q, tss_run_fn fn, void *ctx)
 {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     tss_run r;
     int rc = tsq_stmt(q, TSQ_RUNS, &s);
 
@@ -255,7 +255,7 @@ int tss_chunks_runs(tss_chunks *q, tss_run_fn fn, void *ctx)
 
 int tss_chunks_series(tss_chunks *q, int64_t after_id, tss_series_row_fn fn, void *ctx)
 {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     tss_series_row r;
     int rc = tsq_stmt(q, TSQ_SERIES, &s);
 
@@ -278,7 +278,7 @@ int tss_chunks_series(tss_chunks *q, int64_t after_id, tss_series_row_fn fn, voi
 
 int tss_chunks_events(tss_chunks *q, int64_t after_id, tss_event_fn fn, void *ctx)
 {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     tss_event e;
     int rc = tsq_stmt(q, TSQ_EVENTS, &s);
 
@@ -305,7 +305,7 @@ int tss_chunks_events(tss_chunks *q, int64_t after_id, tss_event_fn fn, void *ct
 
 int tss_chunks_gaps(tss_chunks *q, int64_t after_id, tss_gap_fn fn, void *ctx)
 {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     tss_gap g;
     int rc = tsq_stmt(q, TSQ_GAPS, &s);
 
@@ -331,7 +331,7 @@ int tss_chunks_gaps(tss_chunks *q, int64_t after_id, tss_gap_fn fn, void *ctx)
 int64_t tss_chunks_decode(tss_chunks *q, int64_t id, int64_t n, int64_t step_first, int64_t *steps,
                           int64_t *t_ns, double *values)
 {
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
     const uint8_t *blob;
     const char *why = NULL;
     size_t len;
