@@ -1088,7 +1088,7 @@ static int tss_chunk_write(tss_store *st, int64_t sid, tss_ser *s)
 static void tss_chunk_start(tss_ser *s)
 {
     tsc_enc_reset(&s->enc);
-    tss__bucket_init(&s->sum);
+    tss_bucket_init(&s->sum);
     s->chunk_id = 0;
 }
 
@@ -1227,7 +1227,7 @@ int tss_append(tss_store *st, int64_t series_id, int64_t step, int64_t t_ns, dou
     if (s->sum.count == 0)
         s->t_first = t;
     s->t_last = t;
-    tss__bucket_add(&s->sum, step, value);
+    tss_bucket_add(&s->sum, step, value);
     s->step_last = step;
     if (t_ns > s->t_last_ns)
         s->t_last_ns = t_ns;

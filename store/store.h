@@ -35,6 +35,7 @@
 #ifndef TRAINSCOPE_STORE_H
 #define TRAINSCOPE_STORE_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -190,6 +191,57 @@ typedef struct tss_bucket {
 } tss_bucket;
 int tss_read_buckets(tss_store *st, int64_t series_id, int64_t step_from, int64_t step_to,
                      size_t nbuckets, tss_bucket *out);
+
+/* The M4 folding rules, public so that every reducer of points (the store's
+ * readers, the viewer's columns, tests) agrees with the chunk summaries bit
+ * for bit. */
+/* The empty M4 bucket: no points, NaN extrema, first and last. */
+static inline void tss_bucket_init(tss_bucket *b)
+{
+    *b = (tss_bucket){.min = NAN, .max = NAN, .first = NAN, .last = NAN};
+}
+/* Fold one point into a bucket (or a chunk summary). The order of folding is
+ * the order of the points, and ties keep the earlier value (0.0 vs -0.0), so
+ * folding summaries of consecutive runs gives what folding their points does. */
+static inline void tss_bucket_add(tss_bucket *b, int64_t step, double v)
+{
+    if (b->count == 0) {
+        b->step_first = step;
+        b->first = v;
+    }
+    b->count++;
+    b->step_last = step;
+    b->last = v;
+    if (isnan(v)) {
+        b->n_nan++;
+        return;
+    }
+    if (isinf(v))
+        b->n_inf++;
+    if (isnan(b->min) || v < b->min)
+        b->min = v;
+    if (isnan(b->max) || v > b->max)
+        b->max = v;
+}
+/* Fold a summary of later points into b (the same result as folding them). */
+static inline void tss_bucket_merge(tss_bucket *b, const tss_bucket *c)
+{
+    if (c->count == 0)
+        return;
+    if (b->count == 0) {
+        b->step_first = c->step_first;
+        b->first = c->first;
+    }
+    b->count += c->count;
+    b->step_last = c->step_last;
+    b->last = c->last;
+    b->n_nan += c->n_nan;
+    b->n_inf += c->n_inf;
+    if (!isnan(c->min) && (isnan(b->min) || c->min < b->min))
+        b->min = c->min;
+    if (!isnan(c->max) && (isnan(b->max) || c->max > b->max))
+        b->max = c->max;
+}
 
 typedef struct tss_event {
     int64_t id, run_id;

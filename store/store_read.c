@@ -9,7 +9,7 @@
  * of values walk the chunks in that order (tss_scan); the M4 reducer folds a
  * chunk's stored summary instead of its points when the chunk is wholly
  * visible and inside one bucket, which gives the same bits as folding the
- * points because both fold in the same order (see tss__bucket_add).
+ * points because both fold in the same order (see tss_bucket_add).
  *
  * Reads on a reader handle run in one read transaction (one WAL snapshot, so
  * the generations and the chunks agree); on the writer handle the open
@@ -608,7 +608,7 @@ static int tss_buckets_chunk(tss_store *st, int64_t sid, const tss_chunk *c, voi
         (!c->has_cut || c->sum.step_last < c->cut) && !isnan(c->sum.first) && !isnan(c->sum.last)) {
         b = tss_bucket_of(k, (uint64_t)c->sum.step_first - (uint64_t)k->from);
         if (b == tss_bucket_of(k, (uint64_t)c->sum.step_last - (uint64_t)k->from)) {
-            tss__bucket_merge(&k->out[b], &c->sum);
+            tss_bucket_merge(&k->out[b], &c->sum);
             return 0;
         }
     }
@@ -627,7 +627,7 @@ static int tss_buckets_chunk(tss_store *st, int64_t sid, const tss_chunk *c, voi
         }
         while (b + 1 < k->nb && off >= k->lo[b + 1])
             b++;
-        tss__bucket_add(&k->out[b], step, st->scr_values[i]);
+        tss_bucket_add(&k->out[b], step, st->scr_values[i]);
     }
     return 0;
 }
@@ -650,7 +650,7 @@ int tss_read_buckets(tss_store *st, int64_t series_id, int64_t step_from, int64_
     span = (u128)((uint64_t)step_to - (uint64_t)step_from) + 1;
     for (size_t b = 0; b < nbuckets; b++) {
         k.lo[b] = (uint64_t)((b * span + nbuckets - 1) / nbuckets);
-        tss__bucket_init(&out[b]);
+        tss_bucket_init(&out[b]);
     }
     rc = tss_read_begin(st);
     if (rc == 0)

@@ -7,9 +7,9 @@
  * order (by step; with TVM_ALL_TIMELINES by step, then generation, then
  * arrival; for TVM_X_TIME in the order they were logged, which is time order
  * while the clock does not go back). tvm_columns gives, per column, what
- * folding those points into their columns one by one gives (tvm_add), bit
+ * folding those points into their columns one by one gives (tss_bucket_add), bit
  * for bit, by folding in the same order:
- *   - a chunk that lies in one column: its summary (tvm_merge; the chunk's
+ *   - a chunk that lies in one column: its summary (tss_bucket_merge; the chunk's
  *     first/last bits are made exact by a decode when a NaN is involved);
  *   - a chunk a column boundary cuts: its decoded points from the cache,
  *     64-point sub-summaries where a group lies in one column;
@@ -28,53 +28,6 @@
 #include <string.h>
 
 __extension__ typedef unsigned __int128 tvm_u128;
-
-/* ---- M4 folding (the store's tss__bucket_add / merge, same tie rules) ---- */
-
-static inline void tvm_empty(tss_bucket *b)
-{
-    *b = (tss_bucket){.min = NAN, .max = NAN, .first = NAN, .last = NAN};
-}
-
-static inline void tvm_add(tss_bucket *b, int64_t step, double v)
-{
-    if (b->count == 0) {
-        b->step_first = step;
-        b->first = v;
-    }
-    b->count++;
-    b->step_last = step;
-    b->last = v;
-    if (isnan(v)) {
-        b->n_nan++;
-        return;
-    }
-    if (isinf(v))
-        b->n_inf++;
-    if (isnan(b->min) || v < b->min)
-        b->min = v;
-    if (isnan(b->max) || v > b->max)
-        b->max = v;
-}
-
-static inline void tvm_merge(tss_bucket *b, const tss_bucket *c)
-{
-    if (c->count == 0)
-        return;
-    if (b->count == 0) {
-        b->step_first = c->step_first;
-        b->first = c->first;
-    }
-    b->count += c->count;
-    b->step_last = c->step_last;
-    b->last = c->last;
-    b->n_nan += c->n_nan;
-    b->n_inf += c->n_inf;
-    if (!isnan(c->min) && (isnan(b->min) || c->min < b->min))
-        b->min = c->min;
-    if (!isnan(c->max) && (isnan(b->max) || c->max > b->max))
-        b->max = c->max;
-}
 
 static void tvm_chunk_bucket(const tvm_chunk *c, tss_bucket *b)
 {
@@ -266,13 +219,13 @@ static void tvm_fold_block(const tvm_map *m, const tvm_block *blk, const tvm_vch
         if (!v->partial && (i & (TVM_SUB_POINTS - 1)) == 0) {
             uint32_t last = i + TVM_SUB_POINTS - 1 < n ? i + TVM_SUB_POINTS - 1 : n - 1;
             if (x[last] <= xb && (b + 1 >= m->ncols || tvm_off(m, x[last]) < m->lo[b + 1])) {
-                tvm_merge(&out[b], &blk->sub[i >> TVM_SUB_SHIFT]);
+                tss_bucket_merge(&out[b], &blk->sub[i >> TVM_SUB_SHIFT]);
                 i = last + 1;
                 continue;
             }
         }
         if (!v->partial || (blk->step[i] < v->cut && blk->t_ns[i] <= t_limit))
-            tvm_add(&out[b], blk->step[i], blk->value[i]);
+            tss_bucket_add(&out[b], blk->step[i], blk->value[i]);
         i++;
     }
 }
@@ -302,7 +255,7 @@ static int tvm_fold_subs(const tvm_map *m, const tvm_subs *sub, int64_t xa, int6
         const tss_bucket *g = &sub->sub[k];
         if (g->step_last < xa || g->step_first > xb)
             continue;
-        tvm_merge(&out[tvm_col_of(m, tvm_off(m, g->step_first))], g);
+        tss_bucket_merge(&out[tvm_col_of(m, tvm_off(m, g->step_first))], g);
     }
     return 1;
 }
@@ -340,7 +293,7 @@ static int tvm_reduce(tvm_source *src, tvm_ser *s, const tvm_vchunk *v, size_t n
             if (c0 + 1 >= m->ncols || tvm_off(m, xhi) < m->lo[c0 + 1]) {
                 tss_bucket sum;
                 tvm_chunk_bucket(ch, &sum);
-                tvm_merge(&out[c0], &sum);
+                tss_bucket_merge(&out[c0], &sum);
                 continue;
             }
         }
@@ -485,10 +438,10 @@ static int tvm_reduce_points(tvm_source *src, tvm_ser *s, int flags, const tvm_m
     if (rc < 0)
         return rc;
     for (size_t b = b0; b < b1; b++)
-        tvm_empty(&out[b]);
+        tss_bucket_init(&out[b]);
     for (size_t i = 0; i < n; i++) {
         int64_t x = (flags & TVM_X_TIME) ? p[i].t_ns : p[i].step;
-        tvm_add(&out[tvm_col_of(m, tvm_off(m, x))], p[i].step, p[i].value);
+        tss_bucket_add(&out[tvm_col_of(m, tvm_off(m, x))], p[i].step, p[i].value);
     }
     free(p);
     return 0;
@@ -553,7 +506,7 @@ static int tvm_columns_all_steps(tvm_source *src, tvm_ser *s, const tvm_view *vw
         while (e < vw->n && s->chunks[vw->v[e].chunk].gen == gen)
             e++;
         for (size_t b = 0; b < m->ncols; b++)
-            tvm_empty(&tmp[b]);
+            tss_bucket_init(&tmp[b]);
         if ((rc = tvm_reduce(src, s, vw->v + k, e - k, 0, m, 0, m->ncols, tmp)) < 0)
             return rc;
         for (size_t b = 0; b < m->ncols; b++)
@@ -602,7 +555,7 @@ static void tvm_ring_copy(tvm_colcache *cc, tss_bucket *out, int64_t g0, int64_t
 static void tvm_empty_range(tss_bucket *out, size_t b0, size_t b1)
 {
     for (size_t b = b0; b < b1; b++)
-        tvm_empty(&out[b]);
+        tss_bucket_init(&out[b]);
 }
 
 /* Columns of a whole-width map (m->w fits int64): reuse those computed for
@@ -789,7 +742,7 @@ int tvm__series_recount(tvm_source *src, size_t series)
             const tvm_block *blk = tvm__chunk_points(src, s, vc->chunk);
             if (!blk)
                 return -EINVAL;
-            tvm_empty(&b);
+            tss_bucket_init(&b);
             fmin = fmax = NAN;
             tf = INT64_MAX;
             tl = INT64_MIN;
@@ -797,7 +750,7 @@ int tvm__series_recount(tvm_source *src, size_t series)
                 double v = blk->value[i];
                 if (blk->step[i] >= vc->cut || blk->t_ns[i] > src->t_limit)
                     continue;
-                tvm_add(&b, blk->step[i], v);
+                tss_bucket_add(&b, blk->step[i], v);
                 tf = blk->t_ns[i] < tf ? blk->t_ns[i] : tf;
                 tl = blk->t_ns[i] > tl ? blk->t_ns[i] : tl;
                 if (isfinite(v)) {
