@@ -339,6 +339,56 @@ def nan_inf_event_markers():
     check(img.rgb(p.px(450), p.row(1.0)) == ALPHA, "markers: the series line itself is drawn at v=1")
 
 
+FIND_COLOUR = {"critical": (0xCC, 0x00, 0x33), "warning": (0xE6, 0x95, 0x00), "info": (0x2B, 0x7B, 0xD6)}
+
+
+def finding_markers():
+    """A loss with a spike at step 300 and a NaN at step 850, published
+    through a real collector with its online detectors: the viewer draws a
+    triangle in the finding's severity colour at the top of the panel at
+    exactly those columns and nowhere else; n centres the next finding."""
+    import random
+    col = Collector(TRAINSCOPE, tmp=os.path.join(TMP, "findings"), extra=["--quiet"])
+    os.makedirs(col.tmp, exist_ok=True)
+    col.start()
+    rng = random.Random(1)
+    loss = [2.0 + 3.0 * math.exp(-s / 250.0) + 0.03 * rng.gauss(0, 1) for s in range(1000)]
+    loss[300] += 2.0
+    loss[850] = math.nan
+    ok = publish(col, "found", {"train/loss": list(enumerate(loss))})
+    check(ok and col.stop() == 0, "findings: every point acknowledged, collector exits 0")
+    db = sqlite3.connect(f"file:{col.store}?mode=ro", uri=True)
+    rows = db.execute("SELECT kind, step_first, severity FROM findings ORDER BY step_first").fetchall()
+    db.close()
+    if not check([(k, st) for k, st, _ in rows] == [("spike", 300), ("nan", 850)],
+                 f"findings: the collector stored the spike and the NaN ({rows})"):
+        return
+    rc, panels, img, err = shot(col.store, "findings", "--metric", "train/loss")
+    p = panels.get("train/loss")
+    if not check(rc == 0 and img and p, f"findings: rendered ({err.strip()})"):
+        return
+    for kind, step, sev in rows:
+        c = FIND_COLOUR[sev]
+        top = p.y + 4   # under the rows of an Inf marker
+        tri = [img.rgb(p.px(step), top + dy) == c for dy in range(6)] + \
+              [img.rgb(p.px(step) + dx, top) == c for dx in (-4, 4)]
+        check(all(tri), f"findings: a {sev} triangle at the top of the panel at step {step} ({kind})")
+    marker = set(FIND_COLOUR.values())
+    stray = [x for x in range(p.x, p.x + p.w) for y in range(p.y, p.y + 12)
+             if img.rgb(x, y) in marker and min(abs(x - p.px(st)) for _, st, _ in rows) > 5]
+    check(not stray, f"findings: no marker anywhere else ({len(stray)} stray pixels)")
+    rc, panels, img, err = shot(col.store, "findings-n", "--metric", "train/loss", "--keys", "n")
+    q = panels.get("train/loss")
+    check(rc == 0 and q and abs((q.x_from + q.x_to) / 2 - 850) <= 1 and q.x_to - q.x_from == p.x_to - p.x_from,
+          f"findings: n centres the next finding after the middle (step 850): x {q and (q.x_from, q.x_to)}")
+    if q:
+        check(img.rgb(q.px(850), q.y + 6) == FIND_COLOUR[rows[1][2]], "findings: its marker is drawn there")
+    rc, panels, _, err = shot(col.store, "findings-nn", "--metric", "train/loss", "--keys", "nn")
+    q = panels.get("train/loss")
+    check(rc == 0 and q and abs((q.x_from + q.x_to) / 2 - 300) <= 1,
+          f"findings: n again wraps around to the first finding (step 300): x {q and (q.x_from, q.x_to)}")
+
+
 def bad_inputs():
     missing = os.path.join(TMP, "missing.db")
     rc, _, err = viewer(missing, "--screenshot", os.path.join(TMP, "x.png"))
@@ -573,6 +623,7 @@ CASES = {
     "spike": spike_every_zoom,
     "exact": decimated_equals_undecimated,
     "markers": nan_inf_event_markers,
+    "findings": finding_markers,
     "bad": bad_inputs,
     "protocol": wrong_protocol,
     "attach": attach_equals_file,

@@ -81,7 +81,9 @@ def screenshot(viewer, source, out, tmp):
 def main():
     trainscope, pub_load, viewer = (os.path.abspath(a) for a in sys.argv[1:4])
     tmp = tempfile.mkdtemp(prefix="ts-viewer-attach-")
-    col = Collector(trainscope, tmp=tmp).start()
+    # No detectors: the query API has no findings op yet, so a network source
+    # draws no finding markers while the store's findings show in the file's.
+    col = Collector(trainscope, tmp=tmp, extra=["--detect", "off"]).start()
     try:
         for run, steps in (("alpha", 3000), ("beta", 1200)):
             p = subprocess.run([pub_load, "--endpoint", col.ingest, "--run", run,

@@ -252,6 +252,39 @@ static void draw_y_axis(tvv_view *v, tvr_canvas *cv, const panel *p)
     }
 }
 
+static int panel_has_series(const panel *p, size_t series)
+{
+    for (size_t k = 0; k < p->nseries; k++)
+        if (p->series[k] == series)
+            return 1;
+    return 0;
+}
+
+/* Findings: a triangle pointing down near the top edge at the finding's
+ * first step, in its severity's colour, just under the rows of the Inf
+ * marker (draw_markers) so both stay visible. A run-level finding shows in
+ * every panel of its run. */
+static void draw_findings(tvv_view *v, tvr_canvas *cv, const panel *p)
+{
+    tvr_rect pl = p->plot;
+    int m = (int)(5 * v->opt.scale), top = pl.y + (int)(3 * v->opt.scale) + 1;
+    for (size_t i = 0; i < tvm_finding_count(v->src); i++) {
+        const tvm_finding *f = tvm_finding_at(v->src, i);
+        if (f->run >= v->nruns || v->run_hidden[f->run])
+            continue;
+        if (f->series >= 0 ? !panel_has_series(p, (size_t)f->series) : !panel_has_run(v, p, f->run))
+            continue;
+        int64_t x = tvv__finding_x(v, f);
+        if (x < v->x_from || x > v->x_to)
+            continue;
+        int cx = pl.x + (int)tvp_col(v->x_from, v->x_to, (size_t)pl.w, x);
+        uint32_t col = strcmp(f->severity, "critical") == 0 ? FIND_CRIT
+                     : strcmp(f->severity, "warning") == 0 ? FIND_WARN : FIND_INFO;
+        for (int k = 0; k <= m; k++)
+            tvr_fill(cv, (tvr_rect){cx - k, top + m - k, 2 * k + 1, 1}, col);
+    }
+}
+
 static void draw_markers(tvv_view *v, tvr_canvas *cv, const panel *p, const tss_bucket *c, uint32_t col)
 {
     tvr_rect pl = p->plot;
@@ -454,6 +487,7 @@ static int render_panel(tvv_view *v, tvr_canvas *cv, panel *p, int64_t *points)
             draw_smoothed(v, cv, p, &v->cols[k * ncols], &g, col);
         draw_markers(v, cv, p, &v->cols[k * ncols], col);
     }
+    draw_findings(v, cv, p);
     tvr_reset_clip(cv);
     int finite = 0, any = 0;
     for (size_t k = 0; k < p->nseries; k++) {

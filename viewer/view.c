@@ -527,6 +527,39 @@ void tvv_toggle_timelines(tvv_view *v)
     v->dirty = 1;
 }
 
+int64_t tvv__finding_x(const tvv_view *v, const tvm_finding *f)
+{
+    if (v->xmode == TVV_X_STEP)
+        return f->step_first;
+    return v->xmode == TVV_X_WALL ? f->t_ns : f->t_ns - v->run_start[f->run];
+}
+
+int tvv_next_finding(tvv_view *v)
+{
+    int64_t width = (int64_t)((uint64_t)v->x_to - (uint64_t)v->x_from);
+    int64_t centre = v->x_from + width / 2, best = 0, first = 0;
+    int have_best = 0, have_first = 0;
+    for (size_t i = 0; i < tvm_finding_count(v->src); i++) {
+        const tvm_finding *f = tvm_finding_at(v->src, i);
+        if (f->run >= v->nruns || v->run_hidden[f->run])
+            continue;
+        int64_t x = tvv__finding_x(v, f);
+        if (!have_first || x < first) {
+            first = x;
+            have_first = 1;
+        }
+        if (x > centre && (!have_best || x < best)) {
+            best = x;
+            have_best = 1;
+        }
+    }
+    if (!have_first)
+        return 0;
+    int64_t x = have_best ? best : first;
+    tvv_set_x_range(v, x - width / 2, x - width / 2 + width);
+    return 1;
+}
+
 void tvv_toggle_help(tvv_view *v)
 {
     v->help = !v->help;

@@ -64,6 +64,9 @@ void tvv_toggle_log_y(tvv_view *v);
 void tvv_toggle_outliers(tvv_view *v);
 void tvv_toggle_timelines(tvv_view *v);
 void tvv_toggle_help(tvv_view *v);
+/* Centre the x range (width kept) on the first finding of a shown run after
+ * the current centre, wrapping to the first; 0 when there is none. */
+int tvv_next_finding(tvv_view *v);
 void tvv_cycle_x_mode(tvv_view *v);
 void tvv_set_smoothing(tvv_view *v, double w);          /* 0 .. 0.999 */
 double tvv_smoothing(const tvv_view *v);

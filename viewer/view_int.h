@@ -23,6 +23,10 @@
 #define RESUME    0xffe08000u
 #define HOVER     0xff505050u
 #define ERRCOL    0xffc00000u
+/* finding markers, by severity (none of them a run colour) */
+#define FIND_CRIT 0xffcc0033u
+#define FIND_WARN 0xffe69500u
+#define FIND_INFO 0xff2b7bd6u
 
 typedef struct panel {
     char *name;                 /* metric name, owned */
@@ -96,6 +100,8 @@ int tvv__series_visible(const tvv_view *v, const tvm_series *s);
 int64_t tvv__series_offset(const tvv_view *v, const tvm_series *s);
 /* tvm_columns / tvm_points flags for the current x mode and timelines. */
 int tvv__model_flags(const tvv_view *v);
+/* A finding's x in the current x mode (step, wall ns, ns since its run's start). */
+int64_t tvv__finding_x(const tvv_view *v, const tvm_finding *f);
 /* The plot column under canvas x (all panels are linked): 1, or 0 when none. */
 int tvv__col_of_pixel(const tvv_view *v, int x, int y, int *col);
 /* Before drawing: the whole data (auto), or follow it (live). */

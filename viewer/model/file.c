@@ -11,6 +11,8 @@
  */
 #include "model_int.h"
 
+#include <cjson/cJSON.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -193,6 +195,93 @@ static int tvm_gap_row(void *ctx, int64_t id, const tss_gap *g)
     return tvm__gap_add(src, &d);
 }
 
+/* ---- findings ------------------------------------------------------------------------ */
+
+void tvm__findings_clear(tvm_source *src)
+{
+    for (size_t i = 0; i < src->nfindings; i++) {
+        free((char *)src->findings[i].kind);
+        free((char *)src->findings[i].severity);
+        free((char *)src->findings[i].message);
+    }
+    free(src->findings);
+    src->findings = NULL;
+    src->nfindings = 0;
+}
+
+/* The one sentence of a finding's detail JSON, "" when it has none. */
+static char *tvm_finding_message(const char *detail)
+{
+    cJSON *j = detail ? cJSON_Parse(detail) : NULL;
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
+    char *out = strdup(cJSON_IsString(m) ? m->valuestring : "");
+    cJSON_Delete(j);
+    return out;
+}
+
+static int tvm_finding_cmp(const void *a, const void *b)
+{
+    const tvm_finding *x = a, *y = b;
+    if (x->step_first != y->step_first)
+        return x->step_first < y->step_first ? -1 : 1;
+    return x->run < y->run ? -1 : x->run > y->run;
+}
+
+/* Findings are few and added rarely: read them all again, for every run
+ * held, whenever the store changed. The new list replaces the old whole. */
+static int tvm_file_findings(tvm_source *src)
+{
+    tvm_finding *all = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+
+    for (size_t r = 0; r < src->nruns && rc >= 0; r++) {
+        tss_finding *f = NULL;
+        size_t nf = 0;
+        rc = tss_list_findings(src->st, src->runs[r].id, &f, &nf);
+        if (rc < 0)
+            break;
+        if (n + nf > cap) {
+            size_t want = (n + nf) * 2;
+            tvm_finding *grown = realloc(all, want * sizeof *all);
+            if (!grown) {
+                tss_free_findings(f, nf);
+                rc = -ENOMEM;
+                break;
+            }
+            all = grown;
+            cap = want;
+        }
+        for (size_t i = 0; i < nf; i++) {
+            size_t si = f[i].series_id ? tvm__series_find(src, f[i].series_id) : SIZE_MAX;
+            tvm_finding *d = &all[n];
+            *d = (tvm_finding){.run = r, .rank = f[i].rank, .series = si == SIZE_MAX ? -1 : (ptrdiff_t)si,
+                               .kind = strdup(f[i].kind), .severity = strdup(f[i].severity),
+                               .message = tvm_finding_message(f[i].detail),
+                               .step_first = f[i].step_first, .step_last = f[i].step_last, .t_ns = f[i].t_ns};
+            n++;
+            if (!d->kind || !d->severity || !d->message)
+                rc = -ENOMEM;
+        }
+        tss_free_findings(f, nf);
+    }
+    if (rc < 0) {
+        tvm_source tmp = {.findings = all, .nfindings = n};
+        tvm__findings_clear(&tmp);
+        return rc == -ENOMEM ? tvm__fail(src, rc, "out of memory") : tvm_file_fail(src, rc);
+    }
+    if (n)
+        qsort(all, n, sizeof *all, tvm_finding_cmp);
+    if (n != src->nfindings)
+        src->changed |= TVM_CHANGED_EVENTS;
+    src->findings_nruns = src->nruns;
+    src->findings_nser = src->nser;
+    tvm__findings_clear(src);
+    src->findings = all;
+    src->nfindings = n;
+    return 0;
+}
+
 /* ---- sync --------------------------------------------------------------------------- */
 
 /* Bring the arrays up to the store's newest commit. first: the open. */
@@ -214,6 +303,9 @@ static int tvm_file_sync(tvm_source *src, int first)
         return src->err[0] ? rc : tvm_file_fail(src, rc);
     if (src->import_meta && mg > src->max_gap && (rc = tss_chunks_gaps(src->stq, src->max_gap, tvm_gap_row, src)) < 0)
         return src->err[0] ? rc : tvm_file_fail(src, rc);
+    /* also for a network source reading the store: its run and series ids are the store's */
+    if ((rc = tvm_file_findings(src)) < 0)
+        return rc;
     /* rows that grew: only the last of each series held before this sync */
     for (size_t i = 0; !first && i < nser_before; i++)
         if ((rc = tvm_row_refresh(src, i)) < 0)
@@ -285,8 +377,8 @@ int tvm__file_poll(tvm_source *src)
 
     if (rc < 0)
         return tvm_file_fail(src, rc);
-    if (rc == 0)
-        return 0;
+    if (rc == 0)   /* a network source may have learnt of runs the file had before */
+        return src->nruns != src->findings_nruns || src->nser != src->findings_nser ? tvm_file_findings(src) : 0;
     src->err[0] = 0;
     return tvm_file_sync(src, 0);
 }

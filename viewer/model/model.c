@@ -158,6 +158,7 @@ void tvm_close(tvm_source *src)
         free((char *)src->events[i].text);
     }
     free(src->events);
+    tvm__findings_clear(src);
     free(src->gaps);
     free(src->run_filter);
     free(src->lo);
@@ -521,6 +522,16 @@ size_t tvm_event_count(const tvm_source *src)
 const tvm_event *tvm_event_at(const tvm_source *src, size_t i)
 {
     return i < tvm_event_count(src) ? &src->events[i] : NULL;
+}
+
+size_t tvm_finding_count(const tvm_source *src)
+{
+    return src->nfindings;
+}
+
+const tvm_finding *tvm_finding_at(const tvm_source *src, size_t i)
+{
+    return i < src->nfindings ? &src->findings[i] : NULL;
 }
 
 size_t tvm_gap_count(const tvm_source *src)

@@ -162,6 +162,22 @@ typedef struct tvm_gap {
 size_t tvm_gap_count(const tvm_source *src);
 const tvm_gap *tvm_gap_at(const tvm_source *src, size_t i);
 
+/* What the analysis detectors found (store/store.h, docs/report-schema.md),
+ * read from the store file: a file source, or a network source that reads
+ * its collector's store directly (one whose history comes over the query API
+ * has none: the API has no findings op yet). Ordered by step_first, then
+ * run. Strings owned by the source. */
+typedef struct tvm_finding {
+    size_t run;
+    int rank;                     /* -1 for run-level findings */
+    ptrdiff_t series;             /* index into the series, -1 for run-level */
+    const char *kind, *severity;  /* "spike", "nan", ...; "info", "warning", "critical" */
+    const char *message;          /* the detail's one sentence, "" when none */
+    int64_t step_first, step_last, t_ns;
+} tvm_finding;
+size_t tvm_finding_count(const tvm_source *src);
+const tvm_finding *tvm_finding_at(const tvm_source *src, size_t i);
+
 /* Replay: hide every point, event and gap with a wall time above t_ns
  * (INT64_MAX: show everything, the default). tvm_columns, tvm_points and the
  * series' counts and ranges then describe the run as it was at t_ns. */

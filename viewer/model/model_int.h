@@ -175,6 +175,9 @@ struct tvm_source {
     size_t nevents, events_cap;
     tvm_gap *gaps;
     size_t ngaps, gaps_cap;
+    tvm_finding *findings;      /* file.c reloads them when the store changed; strings owned */
+    size_t nfindings;
+    size_t findings_nruns, findings_nser;   /* runs and series when they were read */
 
     int64_t *run_filter;        /* store run ids to load (file), NULL = all */
     size_t nrun_filter;
@@ -242,6 +245,8 @@ int tvm__attach_store(tvm_source *src, const char *path);
 int tvm__event_add(tvm_source *src, size_t run, int rank, int64_t step, int64_t t_ns,
                    const char *kind, const char *text);
 int tvm__gap_add(tvm_source *src, const tvm_gap *g);
+/* Free the findings (file.c). */
+void tvm__findings_clear(tvm_source *src);
 
 /* The network backend's constructor (net.c): set src->be, src->be_state,
  * the state TVM_CONNECTING, start the I/O thread; return at once. */
