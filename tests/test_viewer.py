@@ -389,6 +389,48 @@ def finding_markers():
           f"findings: n again wraps around to the first finding (step 300): x {q and (q.x_from, q.x_to)}")
 
 
+def rank_band():
+    """Two ranks of one run at constant 1.0 and 3.0: by default a faint band
+    of the run colour fills the rows between them and the mean line is at
+    2.0; b switches to each rank's own line (no band, nothing at 2.0)."""
+    col = Collector(TRAINSCOPE, tmp=os.path.join(TMP, "ranks"), extra=["--quiet", "--detect", "off"])
+    os.makedirs(col.tmp, exist_ok=True)
+    col.start()
+    ok = True
+    for rank, value in ((0, 1.0), (1, 3.0)):
+        pub = SpecPublisher(col.ingest, "ddp", rank=rank, world_size=2, batch_size=5000)
+        for step in range(1000):
+            pub.log("train/loss", step, value, T0 + step * 1_000_000)
+        pub.bye("finished")
+        ok = pub.flush(60) and ok
+        pub.close()
+    check(ok and col.stop() == 0, "ranks: both ranks acknowledged, collector exits 0")
+    rc, panels, img, err = shot(col.store, "ranks", "--metric", "train/loss")
+    p = panels.get("train/loss")
+    if not check(rc == 0 and img and p, f"ranks: rendered ({err.strip()})"):
+        return
+    x, r1, r2, r3 = p.px(500), p.row(1.0), p.row(2.0), p.row(3.0)
+    check(r3 + 8 < r2 < r1 - 8, f"ranks: rows of 3, 2, 1 apart ({r3}, {r2}, {r1})")
+    inside = [y for y in range(r3 + 1, r1) if abs(y - r2) > 1]
+    band = [img.rgb(x, y) for y in inside]
+    tint = band[0]
+    check(tint not in ((255, 255, 255), (0xEB, 0xEB, 0xEB), ALPHA) and tint[2] > tint[0],
+          f"ranks: the band is a faint blue between the rows of 1 and 3 ({tint})")
+    check(sum(c == tint for c in band) >= 0.8 * len(band),
+          f"ranks: the band fills the rows between 1 and 3 ({sum(c == tint for c in band)} of {len(band)})")
+    check(img.rgb(x, r2) == ALPHA, f"ranks: the mean line is at 2.0 in the run colour ({img.rgb(x, r2)})")
+    above = [img.rgb(x, y) for y in range(p.y + 1, r3 - 1)] + [img.rgb(x, y) for y in range(r1 + 2, p.y + p.h - 1)]
+    check(tint not in above and ALPHA not in above, "ranks: nothing of the run outside the band")
+    rc, panels, img, err = shot(col.store, "ranks-b", "--metric", "train/loss", "--keys", "b")
+    q = panels.get("train/loss")
+    if not check(rc == 0 and img and q, f"ranks b: rendered ({err.strip()})"):
+        return
+    x, r1, r2, r3 = q.px(500), q.row(1.0), q.row(2.0), q.row(3.0)
+    check(img.rgb(x, r1) == ALPHA and img.rgb(x, r3) not in ((255, 255, 255), ALPHA) and img.rgb(x, r2) != ALPHA,
+          f"ranks b: each rank its own line at 1 and 3, no mean line ({img.rgb(x, r1)}, {img.rgb(x, r3)}, {img.rgb(x, r2)})")
+    check(tint not in [img.rgb(x, y) for y in range(r3 + 1, r1)], "ranks b: no band")
+
+
 def bad_inputs():
     missing = os.path.join(TMP, "missing.db")
     rc, _, err = viewer(missing, "--screenshot", os.path.join(TMP, "x.png"))
@@ -624,6 +666,7 @@ CASES = {
     "exact": decimated_equals_undecimated,
     "markers": nan_inf_event_markers,
     "findings": finding_markers,
+    "ranks": rank_band,
     "bad": bad_inputs,
     "protocol": wrong_protocol,
     "attach": attach_equals_file,

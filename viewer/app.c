@@ -44,6 +44,7 @@ static const char *const help_lines[] = {
     "f\tfollow live (x range follows new data)",
     "p\tpause / resume updates from the source",
     "t\tshow superseded timelines of resumed runs",
+    "b\tseveral ranks: band min..max + mean line / every rank's own line",
     "n\tcentre the next finding (triangle at the top: red critical, amber warning, blue info)",
     "space  [  ]  Home\treplay: play / pause, seek -/+ 10%, restart",
     "PageUp  PageDown\treplay faster / slower",
@@ -282,6 +283,7 @@ static void handle_key(app *a, const SDL_KeyboardEvent *k, int *quit)
     case SDLK_x: tvv_cycle_x_mode(a->view); break;
     case SDLK_t: tvv_toggle_timelines(a->view); break;
     case SDLK_n: tvv_next_finding(a->view); break;
+    case SDLK_b: tvv_toggle_rank_lines(a->view); break;
     case SDLK_COMMA: tvv_set_smoothing(a->view, tvv_smoothing(a->view) - 0.1 < 0.05 ? 0 : tvv_smoothing(a->view) - 0.1); break;
     case SDLK_PERIOD: {
         double w = tvv_smoothing(a->view);

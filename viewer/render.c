@@ -285,6 +285,74 @@ static void draw_findings(tvv_view *v, tvr_canvas *cv, const panel *p)
     }
 }
 
+/* Several ranks of a run in one panel: per column a faint band from the
+ * lowest min to the highest max over the ranks, and a line through the
+ * mean over the ranks of each rank's column value, taken as the middle of
+ * the column's first and last point (exact for a column of one point; a
+ * column's mean of all its points is not in the M4 columns). Ranks without
+ * a point in a column do not count there. Their series get shown[k] = 2:
+ * no line of their own. */
+static int draw_rank_bands(tvv_view *v, tvr_canvas *cv, const panel *p, unsigned char *shown, size_t ncols)
+{
+    tvr_rect pl = p->plot;
+    if (tvv__grow((void **)&v->tmp, &v->tmp_cap, ncols * 4, sizeof(double)) < 0)
+        return -ENOMEM;
+    double *lo = v->tmp, *hi = lo + ncols, *sum = hi + ncols, *cnt = sum + ncols;
+    for (size_t k = 0; k < p->nseries; k++) {
+        if (shown[k] != 1)
+            continue;
+        size_t run = tvm_series_at(v->src, p->series[k])->run, nr = 0;
+        for (size_t j = k; j < p->nseries; j++)
+            nr += shown[j] == 1 && tvm_series_at(v->src, p->series[j])->run == run;
+        if (nr < 2)
+            continue;
+        for (size_t i = 0; i < ncols; i++) {
+            lo[i] = INFINITY;
+            hi[i] = -INFINITY;
+            sum[i] = cnt[i] = 0;
+        }
+        for (size_t j = k; j < p->nseries; j++) {
+            if (shown[j] != 1 || tvm_series_at(v->src, p->series[j])->run != run)
+                continue;
+            shown[j] = 2;
+            const tss_bucket *c = &v->cols[j * ncols];
+            for (size_t i = 0; i < ncols; i++) {
+                if (c[i].count <= 0)
+                    continue;
+                if (isfinite(c[i].min) && c[i].min < lo[i])
+                    lo[i] = c[i].min;
+                if (isfinite(c[i].max) && c[i].max > hi[i])
+                    hi[i] = c[i].max;
+                double mid = (c[i].first + c[i].last) / 2;
+                if (isfinite(mid)) {
+                    sum[i] += mid;
+                    cnt[i] += 1;
+                }
+            }
+        }
+        uint32_t col = palette[v->run_rank[run] % NPAL];
+        for (size_t i = 0; i < ncols; i++) {
+            if (!(lo[i] <= hi[i]))
+                continue;
+            int ya = tvp_row(&p->ys, hi[i]), yb = tvp_row(&p->ys, lo[i]);
+            tvr_blend_fill(cv, (tvr_rect){pl.x + (int)i, ya, 1, yb - ya + 1}, (col & 0xffffffu) | BAND_ALPHA);
+        }
+        int px = -1, py = 0;
+        for (size_t i = 0; i < ncols; i++) {
+            if (cnt[i] <= 0)
+                continue;
+            int x = pl.x + (int)i, y = tvp_row(&p->ys, sum[i] / cnt[i]);
+            if (px >= 0)
+                tvr_line(cv, px, py, x, y, col, 0);
+            else
+                tvr_vseg(cv, x, y, y, col, 0);
+            px = x;
+            py = y;
+        }
+    }
+    return 0;
+}
+
 static void draw_markers(tvv_view *v, tvr_canvas *cv, const panel *p, const tss_bucket *c, uint32_t col)
 {
     tvr_rect pl = p->plot;
@@ -459,11 +527,17 @@ static int render_panel(tvv_view *v, tvr_canvas *cv, panel *p, int64_t *points)
         event_label(e, label, sizeof label);
         tvt_draw(v->font, cv, cx + 3, pl.y + 2 + (nlabel++ % 3) * th, label, col, TVT_LEFT);
     }
+    if (!v->each_rank && (rc = draw_rank_bands(v, cv, p, shown, ncols)) < 0)
+        goto out;
     /* lines: faint raw under the smoothed line when smoothing */
     for (size_t k = 0; k < p->nseries; k++) {
         if (!shown[k])
             continue;
         const tvm_series *s = tvm_series_at(v->src, p->series[k]);
+        if (shown[k] == 2) {    /* in its run's rank band */
+            draw_markers(v, cv, p, &v->cols[k * ncols], series_colour(v, s));
+            continue;
+        }
         int64_t off = tvv__series_offset(v, s);
         uint32_t col = series_colour(v, s);
         tvp_gaps g = gaps_of(v, s->run, s->rank);

@@ -560,6 +560,12 @@ int tvv_next_finding(tvv_view *v)
     return 1;
 }
 
+void tvv_toggle_rank_lines(tvv_view *v)
+{
+    v->each_rank = !v->each_rank;
+    v->dirty = 1;
+}
+
 void tvv_toggle_help(tvv_view *v)
 {
     v->help = !v->help;

@@ -64,6 +64,9 @@ void tvv_toggle_log_y(tvv_view *v);
 void tvv_toggle_outliers(tvv_view *v);
 void tvv_toggle_timelines(tvv_view *v);
 void tvv_toggle_help(tvv_view *v);
+/* A run's ranks in one panel: the band min..max with the mean line (the
+ * default), or every rank's own line. */
+void tvv_toggle_rank_lines(tvv_view *v);
 /* Centre the x range (width kept) on the first finding of a shown run after
  * the current centre, wrapping to the first; 0 when there is none. */
 int tvv_next_finding(tvv_view *v);

@@ -27,6 +27,7 @@
 #define FIND_CRIT 0xffcc0033u
 #define FIND_WARN 0xffe69500u
 #define FIND_INFO 0xff2b7bd6u
+#define BAND_ALPHA 0x40000000u  /* the rank band: its run's colour, faint */
 
 typedef struct panel {
     char *name;                 /* metric name, owned */
@@ -67,6 +68,7 @@ struct tvv_view {
     int growing;                /* points arrived after the first frame: live */
     int64_t x_from, x_to;
     int log_y, outliers, timelines, help;
+    int each_rank;              /* a line per rank instead of the band of a run's ranks */
     double smooth;
 
     int hover_x, hover_y;
