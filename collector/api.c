@@ -261,6 +261,42 @@ static void op_events(tcl__api *a, api_req *r)
 }
 
 /* Samples publishers reported dropped (DROPS), so viewers break lines. */
+/* The run's findings (analysis/): each with its detail, the finding as the
+ * JSON of docs/report-schema.md, parsed so the reply stays one document. */
+static void op_findings(tcl__api *a, api_req *r)
+{
+    int64_t run_id;
+    tss_finding *f = NULL;
+    size_t n = 0;
+    if (get_run(r, a->st, &run_id) < 0)
+        return;
+    if (tss_list_findings(a->st, run_id, &f, &n) < 0) {
+        fail(r, "store error: %s", tss_errmsg(a->st));
+        return;
+    }
+    cJSON *arr = cJSON_AddArrayToObject(r->reply, "findings");
+    for (size_t i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(arr, o);
+        add_i64(o, "id", f[i].id);
+        add_i64(o, "series", f[i].series_id);
+        add_i64(o, "rank", f[i].rank);
+        cJSON_AddStringToObject(o, "metric", f[i].series ? f[i].series : "");
+        cJSON_AddStringToObject(o, "kind", f[i].kind ? f[i].kind : "");
+        cJSON_AddStringToObject(o, "severity", f[i].severity ? f[i].severity : "");
+        add_i64(o, "step_first", f[i].step_first);
+        add_i64(o, "step_last", f[i].step_last);
+        add_i64(o, "t_ns", f[i].t_ns);
+        cJSON_AddStringToObject(o, "source", f[i].source ? f[i].source : "");
+        cJSON *detail = f[i].detail ? cJSON_Parse(f[i].detail) : NULL;
+        if (detail)
+            cJSON_AddItemToObject(o, "detail", detail);
+        else
+            cJSON_AddNullToObject(o, "detail");
+    }
+    tss_free_findings(f, n);
+}
+
 static void op_gaps(tcl__api *a, api_req *r)
 {
     int64_t run_id;
@@ -371,7 +407,8 @@ static const struct {
     void (*fn)(tcl__api *, api_req *);
 } OPS[] = {
     { "info", op_info }, { "runs", op_runs }, { "series", op_series },
-    { "events", op_events }, { "gaps", op_gaps }, { "points", op_points },
+    { "events", op_events }, { "gaps", op_gaps }, { "findings", op_findings },
+    { "points", op_points },
     { "buckets", op_buckets },
 };
 

@@ -142,6 +142,16 @@ def main():
     check(all(json.loads(r[5])["kind"] == r[2] for r in rows), "each stored detail is the finding's JSON")
     db.close()
 
+    # The query API serves the same findings, detail parsed.
+    r, _ = c.query({"op": "findings", "run": "spiky"})
+    api_rows = [(f["metric"], f["kind"], f["step_first"]) for f in r.get("findings", [])]
+    check(r.get("ok") and api_rows == spiky_rows, f"API findings of 'spiky' are the stored ones: {api_rows}")
+    check(all(f["detail"]["kind"] == f["kind"] and f["source"] == "online" for f in r["findings"]),
+          "API findings carry their detail and source")
+    r, _ = c.query({"op": "findings", "run": "no-such-run"})
+    check(not r.get("ok") and "no-such-run" in r.get("error", ""),
+          f"API findings of an unknown run: a clear error ({r})")
+
     # --on-finding: the command got each finding as JSON on stdin.
     deadline = time.time() + 10
     while time.time() < deadline and (not os.path.exists(alerts + ".count") or
