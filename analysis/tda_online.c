@@ -15,7 +15,6 @@
 #include "wire.h"
 
 #define STORE_CAP_PER_SERIES 100
-#define DENSE 1024
 
 /* Detector state and identity of one series, by series id. */
 typedef struct ser {
@@ -31,14 +30,6 @@ typedef struct ser {
 
 #define STRAGGLE 0.15           /* slower than the other ranks' median by this much */
 #define STRAGGLE_EVERY 128      /* points of a series between two comparisons */
-
-/* (stream, metric id) -> series id, open addressing, at most half full. */
-typedef struct bind {
-    uint64_t stream;
-    uint32_t metric;
-    uint32_t used;
-    int64_t series;
-} bind;
 
 /* A run the watcher looks after: when it last sent points. */
 typedef struct watched {
@@ -72,13 +63,6 @@ struct tda_online {
     int quiet;
     ser **sers;                 /* indexed by series id */
     size_t nsers;
-    bind *binds;
-    size_t bcap, bused;
-    /* The series of metric ids below DENSE of the stream of the last BATCH:
-     * an array index per point instead of a hash probe. */
-    uint64_t dense_stream;
-    ser *dense[DENSE];
-    int64_t dense_id[DENSE];
     tda_online_stats stats;
 };
 
@@ -267,85 +251,6 @@ fail:
     return rc;
 }
 
-static size_t bind_hash(uint64_t stream, uint32_t metric)
-{
-    uint64_t k = stream * 0x9E3779B97F4A7C15ull ^ (uint64_t)metric * 0xC2B2AE3D27D4EB4Full;
-    return (size_t)(k ^ k >> 29);
-}
-
-static bind *bind_find(tda_online *d, uint64_t stream, uint32_t metric)
-{
-    if (!d->bcap)
-        return NULL;
-    for (size_t i = bind_hash(stream, metric) & (d->bcap - 1);; i = (i + 1) & (d->bcap - 1)) {
-        bind *b = &d->binds[i];
-        if (!b->used)
-            return NULL;
-        if (b->stream == stream && b->metric == metric)
-            return b;
-    }
-}
-
-typedef struct load_ctx {
-    tda_online *d;
-    uint64_t stream;
-    int failed;
-} load_ctx;
-
-static int bind_insert(tda_online *d, uint64_t stream, uint32_t metric, int64_t series)
-{
-    if (2 * (d->bused + 1) > d->bcap) {
-        size_t nc = d->bcap ? 2 * d->bcap : 64;
-        bind *nb = calloc(nc, sizeof *nb), *old = d->binds;
-        if (!nb)
-            return -ENOMEM;
-        for (size_t i = 0; i < d->bcap; i++) {
-            if (!old[i].used)
-                continue;
-            size_t j = bind_hash(old[i].stream, old[i].metric) & (nc - 1);
-            while (nb[j].used)
-                j = (j + 1) & (nc - 1);
-            nb[j] = old[i];
-        }
-        free(old);
-        d->binds = nb;
-        d->bcap = nc;
-    }
-    bind *b = bind_find(d, stream, metric);
-    if (!b) {
-        size_t j = bind_hash(stream, metric) & (d->bcap - 1);
-        while (d->binds[j].used)
-            j = (j + 1) & (d->bcap - 1);
-        b = &d->binds[j];
-        d->bused++;
-    }
-    *b = (bind){.stream = stream, .metric = metric, .used = 1, .series = series};
-    return 0;
-}
-
-static void on_binding(void *ctx, uint32_t metric, int64_t series)
-{
-    load_ctx *l = ctx;
-    if (bind_insert(l->d, l->stream, metric, series) < 0)
-        l->failed = 1;
-}
-
-/* The series of (stream, metric): from the table, or read from the store
- * once (a stream's bindings are written at DEFINE, before any BATCH). */
-static int64_t series_of(tda_online *d, tss_store *st, uint64_t stream, uint32_t metric)
-{
-    bind *b = bind_find(d, stream, metric);
-    if (b)
-        return b->series;
-    load_ctx l = {.d = d, .stream = stream};
-    if (tss_stream_bindings(st, stream, on_binding, &l) < 0 || l.failed)
-        return 0;
-    b = bind_find(d, stream, metric);
-    if (!b && bind_insert(d, stream, metric, 0) == 0)   /* remember the miss: no SQL per point */
-        return 0;
-    return b ? b->series : 0;
-}
-
 static ser *ser_get(tda_online *d, tss_store *st, int64_t id)
 {
     if ((size_t)id >= d->nsers) {
@@ -407,18 +312,6 @@ static void report(tda_online *d, tss_store *st, ser *s, int64_t series_id, tda_
     free(json);
 }
 
-/* The slow path of a point's series: the binding table, the store. */
-static ser *lookup(tda_online *d, tss_store *st, uint64_t stream, uint32_t metric, int64_t *sid)
-{
-    *sid = series_of(d, st, stream, metric);
-    ser *s = *sid > 0 ? ser_get(d, st, *sid) : NULL;
-    if (s && metric < DENSE) {
-        d->dense[metric] = s;
-        d->dense_id[metric] = *sid;
-    }
-    return s;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -463,28 +356,20 @@ static void straggle_check(tda_online *d, tss_store *st, ser *s, int64_t step, i
     report(d, st, s, s->sid, &f);
 }
 
-void tda_online_batch(tda_online *d, tss_store *st, uint64_t stream, const uint8_t *payload, uint32_t n)
+void tda_online_batch(tda_online *d, tss_store *st, const int64_t *series_ids,
+                      const uint8_t *payload, uint32_t n)
 {
     tda_finding out[TDA_FEED_MAX];
     ser *last = NULL;
     int64_t last_step = 0, last_t_ns = 0;
     if (d->npending)        /* a racy peek; store_pending takes the lock */
         store_pending(d, st);
-    if (stream != d->dense_stream) {
-        memset(d->dense, 0, sizeof d->dense);
-        d->dense_stream = stream;
-    }
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *q = payload + TSW_BATCH_HEAD + (size_t)i * TSW_SAMPLE_SIZE;
-        uint32_t metric = tsw_get_u32(q);
-        int64_t sid;
-        ser *s;
-        if (metric < DENSE && d->dense[metric]) {
-            s = d->dense[metric];
-            sid = d->dense_id[metric];
-        } else if (!(s = lookup(d, st, stream, metric, &sid))) {
+        int64_t sid = series_ids[i];
+        ser *s = ser_get(d, st, sid);
+        if (!s)
             continue;
-        }
         uint64_t vbits = tsw_get_u64(q + 20);
         double v;
         memcpy(&v, &vbits, sizeof v);
@@ -540,6 +425,5 @@ void tda_online_close(tda_online *d)
         free(d->sers[i]);
     }
     free(d->sers);
-    free(d->binds);
     free(d);
 }

@@ -64,9 +64,12 @@ void tda_online_opts_init(tda_online_opts *o);
 /* 0, or a negative errno with a sentence in err. */
 int tda_online_open(tda_online **out, const tda_online_opts *o, char *err, size_t errlen);
 /* Score the n samples of a BATCH payload (wire format, proto/PROTOCOL.md)
- * that the collector applied for `stream`. st is the collector's writer
- * handle (it may change between calls when the collector reopens it). */
-void tda_online_batch(tda_online *d, tss_store *st, uint64_t stream, const uint8_t *payload, uint32_t n);
+ * that the collector applied; series_ids[i] is the store series of sample i,
+ * as the collector resolved it (the detectors do not map metric ids again).
+ * st is the collector's writer handle (it may change between calls when the
+ * collector reopens it). */
+void tda_online_batch(tda_online *d, tss_store *st, const int64_t *series_ids,
+                      const uint8_t *payload, uint32_t n);
 void tda_online_get_stats(tda_online *d, tda_online_stats *s);
 /* Stops the alert thread after the queued alerts (NULL-safe). */
 void tda_online_close(tda_online *d);

@@ -24,7 +24,7 @@
  * deterministic. --check exits 1 unless recall >= 99%, false findings <= 1 per
  * 100,000 clean steps (and there are >= 100,000 of them), every NaN found at
  * its step. The cost is measured as ns per point of tda_series_feed (the
- * detectors) and of tda_online_batch (the collector's hook: BATCH decode,
+ * detectors) and of tda_online_batch (the collector's hook: reading the BATCH,
  * series lookup, detectors) on a real store, over the clean series repeated R
  * times.
  */
@@ -319,6 +319,7 @@ static double cost_online(int repeat)
     tss_run_open(st, NULL, "bench", NULL, 1, 1, &run);
     tss_stream_open(st, 1, run, 0, "{}", 1);
     size_t idx[256], ns = 0, maxn = 0;
+    int64_t sid_of[256];
     for (size_t i = 0; i < nall && ns < 256; i++)
         if (evaluated(&all[i])) {
             int64_t sid;
@@ -326,6 +327,7 @@ static double cost_online(int repeat)
             snprintf(name, sizeof name, "%s#%zu", all[i].metric, ns);
             tss_series_open(st, run, 0, name, &sid);
             tss_stream_bind(st, 1, (uint32_t)ns, sid);
+            sid_of[ns] = sid;
             idx[ns++] = i;
             maxn = all[i].n > maxn ? all[i].n : maxn;
         }
@@ -336,6 +338,7 @@ static double cost_online(int repeat)
     oo.rules = &rules;
     tda_online_open(&d, &oo, err, sizeof err);
     uint8_t *batch = malloc(tsw_batch_size(4096));
+    int64_t sids[4096];
     uint64_t points = 0;
     double spent = 0;
     for (int r = 0; r < repeat; r++) {
@@ -352,9 +355,10 @@ static double cost_online(int repeat)
                 tsw_put_u64(q + 4, (uint64_t)(s->steps[step] + (int64_t)r * 10000000));
                 tsw_put_u64(q + 12, 0);
                 tsw_put_u64(q + 20, bits);
+                sids[n] = sid_of[k];
                 if (++n == 4096) {
                     double t1 = now_s();
-                    tda_online_batch(d, st, 1, batch, n);
+                    tda_online_batch(d, st, sids, batch, n);
                     spent += now_s() - t1;
                     points += n;
                     n = 0;
@@ -362,7 +366,7 @@ static double cost_online(int repeat)
             }
         if (n) {
             double t1 = now_s();
-            tda_online_batch(d, st, 1, batch, n);
+            tda_online_batch(d, st, sids, batch, n);
             spent += now_s() - t1;
             points += n;
         }

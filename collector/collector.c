@@ -262,6 +262,8 @@ struct tcl_collector {
     uint8_t route[ROUTE_MAX];               /* the current message's reply route */
     metric_slot **slots;    /* per sample of the current BATCH */
     size_t slots_cap;
+    int64_t *sids;          /* per sample: its series id, for the detectors */
+    size_t sids_cap;
     metric_slot **touched;  /* distinct metrics of the current BATCH */
     size_t touched_cap;
     char *text;             /* NUL-terminated copies for the store */
@@ -888,6 +890,7 @@ static int batch_resolve(tcl_collector *c, const msg_ctx *m, stream *s, const ui
 {
     size_t ntouched = 0;
     if (grow((void **)&c->slots, &c->slots_cap, n, sizeof *c->slots) < 0 ||
+        (c->o.online && grow((void **)&c->sids, &c->sids_cap, n, sizeof *c->sids) < 0) ||
         grow((void **)&c->touched, &c->touched_cap, s->metrics.len + 1, sizeof *c->touched) < 0) {
         reject(c, m, TSW_E_STORE, "out of memory");
         return -TSW_E_STORE;
@@ -905,6 +908,8 @@ static int batch_resolve(tcl_collector *c, const msg_ctx *m, stream *s, const ui
         if (slot->batch_n++ == 0)
             c->touched[ntouched++] = slot;
         c->slots[i] = slot;
+        if (c->o.online)
+            c->sids[i] = slot->series->id;
     }
     return (int)ntouched;
 }
@@ -955,7 +960,7 @@ static int on_batch(tcl_collector *c, const msg_ctx *m, stream *s, const uint8_t
     if (!err)
         c->stats.points += n;
     if (!err && c->o.online)    /* the detectors (analysis/): findings go with this transaction */
-        tda_online_batch(c->o.online, c->st, s->id, p, n);
+        tda_online_batch(c->o.online, c->st, c->sids, p, n);
     return err;
 }
 
@@ -1556,6 +1561,7 @@ int tcl_close(tcl_collector *c)
     map_free(&c->series, free);
     free(c->dirty);
     free(c->slots);
+    free(c->sids);
     free(c->touched);
     free(c->text);
     free(c->fd_spoke);
