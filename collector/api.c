@@ -7,9 +7,16 @@
  * what the collector has committed, and a large query never delays ingest,
  * commits or ACKs (which run in the collector's thread).
  *
+ * The one op that writes, `annotate` (an event into a run), does not write
+ * here: the store has a single writer, the collector's thread. The API
+ * thread checks the request, hands it over an inproc PAIR channel (the
+ * "write channel") and waits for the collector thread, which applies it to
+ * its writer handle, commits, and answers (tcl__api_serve_writes).
+ *
  * Knobs: API_MAX_REQUEST bounds a request message; API_MAX_POINTS bounds a
  * `points` reply (beyond it the client is told to ask for buckets);
- * API_MAX_BUCKETS is the protocol's limit on `n`.
+ * API_MAX_BUCKETS is the protocol's limit on `n`; API_WRITE_WAIT_MS how long
+ * an annotate waits for the collector thread.
  */
 #include "collector_int.h"
 
@@ -34,6 +41,7 @@
 #define API_MAX_POINTS 50000000
 #define API_MAX_BUCKETS 100000
 #define API_BURST 64             /* requests served before the stop flag is checked again */
+#define API_WRITE_WAIT_MS 5000
 
 struct tcl__api {
     void *router;
@@ -44,6 +52,9 @@ struct tcl__api {
     pthread_t thread;
     int started;
     atomic_int stop;
+    void *writes;           /* write channel, the API thread's end (PAIR) */
+    void *writes_peer;      /* its other end, used only by the collector thread */
+    uint64_t write_seq;     /* numbers write requests, so a late answer is not taken for the next */
 };
 
 /* One request being answered. */
@@ -199,6 +210,8 @@ static void op_runs(tcl__api *a, api_req *r)
         add_i64(o, "series", u->series);
         add_i64(o, "dropped", u->dropped);
         add_i64(o, "resumes", u->resumes);
+        cJSON *cfg = u->config ? cJSON_Parse(u->config) : NULL;
+        cJSON_AddItemToObject(o, "config", cfg ? cfg : cJSON_CreateNull());
     }
     tss_free_runs(runs, n);
 }
@@ -402,6 +415,75 @@ done:
     free(b);
 }
 
+/* The write channel carries one JSON object per message: a request
+ * {"seq","run_id","rank","step","t_ns","kind","text"} to the collector
+ * thread, {"seq","error"?} back. */
+static void op_annotate(tcl__api *a, api_req *r)
+{
+    int64_t run_id, step, rank = 0;
+    int rc;
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(r->req, "kind");
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(r->req, "text");
+    if (get_run(r, a->st, &run_id) < 0 || (rc = get_int(r, "step", &step)) < 0 ||
+        get_int(r, "rank", &rank) < 0)
+        return;
+    if (rc == 0) {
+        fail(r, "annotate needs \"step\" (the step the event belongs to)");
+        return;
+    }
+    if (rank < 0 || rank > INT32_MAX) {
+        fail(r, "\"rank\" must be from 0 to 2147483647");
+        return;
+    }
+    if (!cJSON_IsString(text) || strlen(text->valuestring) > TSW_MAX_TEXT) {
+        fail(r, "annotate needs \"text\", a string of at most %d bytes", TSW_MAX_TEXT);
+        return;
+    }
+    if (kind && (!cJSON_IsString(kind) || !kind->valuestring[0] || strlen(kind->valuestring) > TSW_MAX_KIND)) {
+        fail(r, "\"kind\" must be a string of 1 to %d bytes (default \"note\")", TSW_MAX_KIND);
+        return;
+    }
+    cJSON *w = cJSON_CreateObject();
+    uint64_t seq = ++a->write_seq;
+    add_i64(w, "seq", (int64_t)seq);
+    add_i64(w, "run_id", run_id);
+    add_i64(w, "rank", rank);
+    add_i64(w, "step", step);
+    add_i64(w, "t_ns", tcl__wall_ns());
+    cJSON_AddStringToObject(w, "kind", kind ? kind->valuestring : "note");
+    cJSON_AddStringToObject(w, "text", text->valuestring);
+    char *msg = cJSON_PrintUnformatted(w);
+    cJSON_Delete(w);
+    if (!msg || zmq_send(a->writes, msg, strlen(msg), 0) < 0) {
+        free(msg);
+        fail(r, "cannot hand the event to the collector's writer");
+        return;
+    }
+    free(msg);
+    /* Wait for the answer to this request; a stopping collector ends the
+     * wait within 100 ms. */
+    zmq_pollitem_t it = { .socket = a->writes, .events = ZMQ_POLLIN };
+    for (int64_t until = tcl__now_ms() + API_WRITE_WAIT_MS; !atomic_load(&a->stop) && tcl__now_ms() < until;) {
+        if (zmq_poll(&it, 1, 100) <= 0)
+            continue;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        cJSON *ans = zmq_msg_recv(&m, a->writes, 0) >= 0
+                     ? cJSON_ParseWithLength(zmq_msg_data(&m), zmq_msg_size(&m)) : NULL;
+        zmq_msg_close(&m);
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(ans, "seq");
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(ans, "error");
+        int mine = cJSON_IsNumber(s) && (uint64_t)s->valuedouble == seq;
+        if (mine && cJSON_IsString(e))
+            fail(r, "%s", e->valuestring);
+        cJSON_Delete(ans);
+        if (mine)
+            return;
+    }
+    fail(r, "the collector's writer did not answer within %d ms; the event may still be written",
+         API_WRITE_WAIT_MS);
+}
+
 static const struct {
     const char *name;
     void (*fn)(tcl__api *, api_req *);
@@ -410,6 +492,7 @@ static const struct {
     { "events", op_events }, { "gaps", op_gaps }, { "findings", op_findings },
     { "points", op_points },
     { "buckets", op_buckets },
+    { "annotate", op_annotate },
 };
 
 /* Fill r->reply or r->err from the request text. */
@@ -432,7 +515,7 @@ static void dispatch(tcl__api *a, api_req *r, const char *text, size_t len)
             return;
         }
     }
-    fail(r, "unknown op '%s' (info, runs, series, events, gaps, points, buckets)", op->valuestring);
+    fail(r, "unknown op '%s' (info, runs, series, events, gaps, findings, points, buckets, annotate)", op->valuestring);
 }
 
 static void free_bin(void *data, void *hint)
@@ -539,6 +622,74 @@ static int wildcard_endpoint(const char *ep)
            strstr(ep, "://::");
 }
 
+/* The write channel: a PAIR per end over inproc, named after this api. */
+static int write_channel(void *zctx, tcl__api *a, char *err, size_t errlen)
+{
+    char ep[64];
+    int linger = 0;
+    snprintf(ep, sizeof ep, "inproc://tcl-api-writes-%p", (void *)a);
+    a->writes = zmq_socket(zctx, ZMQ_PAIR);
+    a->writes_peer = zmq_socket(zctx, ZMQ_PAIR);
+    if (!a->writes || !a->writes_peer || zmq_bind(a->writes, ep) != 0 || zmq_connect(a->writes_peer, ep) != 0) {
+        snprintf(err, errlen, "cannot set up the api's write channel: %s", zmq_strerror(zmq_errno()));
+        return -EIO;
+    }
+    zmq_setsockopt(a->writes, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(a->writes_peer, ZMQ_LINGER, &linger, sizeof linger);
+    return 0;
+}
+
+void *tcl__api_write_socket(tcl__api *a) { return a->writes_peer; }
+
+static void write_answer(tcl__api *a, const cJSON *seq, const char *error)
+{
+    cJSON *ans = cJSON_CreateObject();
+    cJSON_AddItemToObject(ans, "seq", seq ? cJSON_Duplicate(seq, 1) : cJSON_CreateNull());
+    if (error)
+        cJSON_AddStringToObject(ans, "error", error);
+    char *text = cJSON_PrintUnformatted(ans);
+    cJSON_Delete(ans);
+    if (text)
+        zmq_send(a->writes_peer, text, strlen(text), ZMQ_DONTWAIT);
+    free(text);
+}
+
+static int64_t field_i64(const cJSON *o, const char *k)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(it) ? (int64_t)it->valuedouble : 0;
+}
+
+void tcl__api_serve_writes(tcl__api *a, tss_store *st, int (*commit)(void *ctx), void *ctx)
+{
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    while (zmq_msg_recv(&m, a->writes_peer, ZMQ_DONTWAIT) >= 0) {
+        cJSON *w = cJSON_ParseWithLength(zmq_msg_data(&m), zmq_msg_size(&m));
+        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(w, "seq");
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(w, "kind");
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(w, "text");
+        char why[600];
+        int rc;
+        if (!st) {
+            write_answer(a, seq, "the collector has lost its store and is reopening it; try again");
+        } else if (!cJSON_IsString(kind) || !cJSON_IsString(text)) {
+            write_answer(a, seq, "malformed write request");
+        } else if ((rc = tss_event_add(st, field_i64(w, "run_id"), (int)field_i64(w, "rank"),
+                                       field_i64(w, "step"), field_i64(w, "t_ns"), kind->valuestring,
+                                       text->valuestring)) < 0) {
+            snprintf(why, sizeof why, "cannot write the event: %s", tss_errmsg(st));
+            write_answer(a, seq, why);
+        } else if (commit(ctx) < 0) {
+            write_answer(a, seq, "the store's commit failed; the event was not written");
+        } else {
+            write_answer(a, seq, NULL);
+        }
+        cJSON_Delete(w);
+    }
+    zmq_msg_close(&m);
+}
+
 int tcl__api_start(void *zctx, const char *ep, const struct tsec_server *sec,
                    const char *store_path, const char *live_ep, tcl__api **out, char *err,
                    size_t errlen)
@@ -564,6 +715,8 @@ int tcl__api_start(void *zctx, const char *ep, const struct tsec_server *sec,
         snprintf(a->live, sizeof a->live, "%s", live_ep);
     atomic_init(&a->stop, 0);
     if ((rc = tss_open(&a->st, store_path, &ro, err, errlen)) < 0)
+        goto fail;
+    if ((rc = write_channel(zctx, a, err, errlen)) < 0)
         goto fail;
     a->router = zmq_socket(zctx, ZMQ_ROUTER);
     if (!a->router) {
@@ -615,6 +768,10 @@ void tcl__api_stop(tcl__api *a)
     }
     if (a->router)
         zmq_close(a->router);
+    if (a->writes)
+        zmq_close(a->writes);
+    if (a->writes_peer)
+        zmq_close(a->writes_peer);
     tss_close(a->st);
     free(a->store_path);
     free(a);

@@ -1247,6 +1247,21 @@ static int commit(tcl_collector *c)
     return 0;
 }
 
+/* For an API write (the annotate op): make it durable now, through
+ * commit() when streams wait for their ACK, else by committing the store. */
+static int commit_writes(void *ctx)
+{
+    tcl_collector *c = ctx;
+    if (c->ndirty)
+        return commit(c);
+    int rc = tss_commit(c->st);
+    if (rc < 0) {
+        tcl__log("commit of an annotation failed; reopening the store: %s", tss_errmsg(c->st));
+        store_restart(c);
+    }
+    return rc;
+}
+
 /* A connection the transport closed. libzmq does not say why, so the
  * collector tells the cases apart by what the connection carried:
  *  - nothing at all: the transport refused its first message (over
@@ -1484,12 +1499,13 @@ int tcl_poll(tcl_collector *c, int timeout_ms)
     }
     /* Without a store, ingest is left queued (publishers keep resending
      * nothing new until ACKs resume); only the monitor is served. */
-    zmq_pollitem_t items[3] = {
+    zmq_pollitem_t items[4] = {
         { .socket = c->monitor, .events = ZMQ_POLLIN },
         { .socket = c->ingest, .events = c->st ? ZMQ_POLLIN : 0 },
         { .socket = tcl__live_socket(c->live), .events = ZMQ_POLLIN },
+        { .socket = tcl__api_write_socket(c->api), .events = ZMQ_POLLIN },
     };
-    if (zmq_poll(items, 3, timeout_ms) < 0)
+    if (zmq_poll(items, 4, timeout_ms) < 0)
         ret = zmq_errno() == EINTR ? -EINTR : 0;
     if (items[1].revents & ZMQ_POLLIN) {
         /* A bounded burst, cut short when a commit is due, so ACK latency
@@ -1503,6 +1519,8 @@ int tcl_poll(tcl_collector *c, int timeout_ms)
         drain_monitor(c);
     if (items[2].revents & ZMQ_POLLIN)
         tcl__live_readable(c->live);
+    if (items[3].revents & ZMQ_POLLIN)
+        tcl__api_serve_writes(c->api, c->st, commit_writes, c);
     now = tcl__now_ms();
     if (c->commit_due && now >= c->commit_due)
         commit(c);

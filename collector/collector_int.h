@@ -22,6 +22,7 @@ int64_t tcl__now_ms(void);
 int64_t tcl__wall_ns(void);
 
 struct tsec_server;  /* security.h: CURVE for listening sockets; NULL = plain */
+typedef struct tss_store tss_store;  /* store.h */
 
 /* ---- live.c: LIVE fan-out on an XPUB socket --------------------------- */
 
@@ -68,5 +69,12 @@ int tcl__api_start(void *zctx, const char *ep, const struct tsec_server *sec,
 const char *tcl__api_endpoint(const tcl__api *a);
 /* Stop the thread (it notices within 100 ms), close socket and store. NULL-safe. */
 void tcl__api_stop(tcl__api *a);
+/* The write channel (the `annotate` op): the collector thread polls this
+ * socket and, when it is readable, calls tcl__api_serve_writes, which
+ * applies every waiting request to the writer st (NULL while the store is
+ * away: each is refused), calls commit(ctx) to make it durable, and answers
+ * the API thread. */
+void *tcl__api_write_socket(tcl__api *a);
+void tcl__api_serve_writes(tcl__api *a, tss_store *st, int (*commit)(void *ctx), void *ctx);
 
 #endif

@@ -10,6 +10,7 @@
  *   trainscope relay --upstream EP ...         fan a node's ranks into one connection (relay.c)
  *   trainscope keygen [--out NAME]             a CURVE key pair for remote attach (security.c)
  *   trainscope query API_EP [JSON]             one query-API request, keys from the env (query_cmd.c)
+ *   trainscope mcp STORE|API_EP                an MCP server on stdio for AI assistants (mcp/)
  */
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "query_cmd.h"
 #include "relay.h"
 #include "security.h"
+#include "tmcp.h"
 #include "trainscope.h"
 
 static void usage(FILE *out)
@@ -44,6 +46,7 @@ static void usage(FILE *out)
             "  relay --upstream tcp://HOST:PORT   one per node: its ranks share one connection\n"
             "  keygen [--out NAME]                a CURVE key pair for encrypted remote attach\n"
             "  query API_EP [JSON]                ask a (remote) collector's query API, with keys\n"
+            "  mcp STORE|API_EP [--allow-write]   an MCP server on stdio: AI assistants read and watch runs\n"
             "  version                            print the version\n"
             "\n"
             "`trainscope COMMAND --help` describes a command.\n");
@@ -76,6 +79,8 @@ int main(int argc, char **argv)
         return tsec_keygen_main(argc - 1, argv + 1);
     if (strcmp(cmd, "query") == 0)
         return trc_query_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "mcp") == 0)
+        return tmcp_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("trainscope %s (protocol 1)\n", TS_VERSION_STRING);
         return 0;
