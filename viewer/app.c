@@ -1,10 +1,25 @@
 /* app.c - the SDL side of the viewer (app.h): window, streaming texture,
  * event loop, replay clock, screenshot and benchmark.
  *
- * A frame is drawn by view.c into an ARGB8888 SDL_Surface (the canvas), then
- * uploaded to a streaming texture and presented. Only when the view says it
- * is dirty (input, new data, a window event) is a frame drawn; tvm_poll runs
- * once per loop iteration, which waits at most one 60 Hz frame for input.
+ * A frame is drawn by view.c into a 32-bit canvas and presented in one of
+ * two ways:
+ *  - the window surface (PRESENT_SURFACE): the canvas is SDL's own window
+ *    framebuffer, which on X11 is an XImage in MIT-SHM shared memory, and a
+ *    present is one XShmPutImage + XSync (under Xvfb 1600x1000 about 0.6 ms).
+ *    SDL 2.26 on X11 backs the window surface with an OpenGL texture by
+ *    default (SDL_FRAMEBUFFER_ACCELERATION); without a GPU, as under Xvfb,
+ *    that is Mesa's llvmpipe rasterizing a full-window quad on the CPU and
+ *    then copying it out: about 15 ms a frame, as much as the streaming
+ *    texture + SDL_RenderPresent path below. So the hint is set to 0 (a
+ *    user's SDL_FRAMEBUFFER_ACCELERATION in the environment still wins).
+ *  - a renderer (PRESENT_RENDERER): an ARGB8888 surface uploaded to a
+ *    streaming texture and presented. Used where the driver scales the
+ *    window (HiDPI: drawable pixels != window points; the window surface
+ *    would have only the points) or has no window surface.
+ * Screenshots draw into an ARGB8888 surface and present nothing.
+ * Only when the view says it is dirty (input, new data, a window event) is a
+ * frame drawn; tvm_poll runs once per loop iteration, which waits at most
+ * one 60 Hz frame for input.
  */
 #include "app.h"
 
@@ -46,6 +61,9 @@ static const char *const help_lines[] = {
     "t\tshow superseded timelines of resumed runs",
     "b\tseveral ranks: band min..max + mean line / every rank's own line",
     "n\tcentre the next finding (triangle at the top: red critical, amber warning, blue info)",
+    "i\tfindings list of the shown runs: j/k or Up/Down select and centre one, click jumps, i or Esc closes",
+    "m\tlayer groups (grad_norm/layer.N, layers.N.attn, layer_N: a letter, . or _, the index) as heatmaps / lines",
+    "\theatmap: a row per layer, cell = column max (log colour; l: linear), NaN/Inf cyan, hover for values",
     "space  [  ]  Home\treplay: play / pause, seek -/+ 10%, restart",
     "PageUp  PageDown\treplay faster / slower",
     "h  ?  F1\tthis help",
@@ -59,9 +77,11 @@ typedef struct app {
     tvt_font *font;
     tvv_view *view;
     SDL_Window *win;
-    SDL_Renderer *ren;
+    enum { PRESENT_NONE, PRESENT_SURFACE, PRESENT_RENDERER } mode;
+    SDL_Renderer *ren;              /* PRESENT_RENDERER */
     SDL_Texture *tex;
-    SDL_Surface *surf;
+    SDL_Surface *winsurf;           /* PRESENT_SURFACE: SDL's, valid until a resize */
+    SDL_Surface *surf;              /* our canvas, unless it is winsurf's pixels */
     tvr_canvas cv;
     double scale;
     int paused;
@@ -87,9 +107,52 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* (Re)create the canvas surface and the streaming texture at w x h pixels. */
+/* Can view.c draw straight into the window surface? Its pixels must be
+ * 32-bit xRGB/ARGB in that byte order (the raster writes 0xffRRGGBB and
+ * never reads alpha back). */
+static int direct_format(const SDL_Surface *s)
+{
+    return s->format->format == SDL_PIXELFORMAT_RGB888 || s->format->format == SDL_PIXELFORMAT_ARGB8888;
+}
+
+/* PRESENT_SURFACE: (re)fetch the window surface, which SDL replaces after
+ * a resize, and draw into it, or into our own surface blitted there when
+ * its format is not one the raster writes. */
+static int surface_canvas(app *a)
+{
+    a->winsurf = SDL_GetWindowSurface(a->win);
+    if (!a->winsurf)
+        return -EIO;
+    SDL_Surface *ws = a->winsurf;
+    if (direct_format(ws)) {
+        SDL_FreeSurface(a->surf);
+        a->surf = NULL;
+        tvr_canvas_init(&a->cv, ws->pixels, ws->w, ws->h, ws->pitch / 4);
+        return 0;
+    }
+    if (!a->surf || a->surf->w != ws->w || a->surf->h != ws->h) {
+        SDL_FreeSurface(a->surf);
+        a->surf = SDL_CreateRGBSurfaceWithFormat(0, ws->w, ws->h, 32, SDL_PIXELFORMAT_ARGB8888);
+        if (!a->surf)
+            return -ENOMEM;
+    }
+    tvr_canvas_init(&a->cv, a->surf->pixels, ws->w, ws->h, a->surf->pitch / 4);
+    return 0;
+}
+
+/* (Re)create the canvas at w x h pixels: the window surface (which has the
+ * window's size whatever w x h say), or a surface plus, with a renderer, a
+ * streaming texture. */
 static int make_canvas(app *a, int w, int h)
 {
+    if (a->mode == PRESENT_SURFACE) {   /* before the size check: the old surface may be gone */
+        int rc = surface_canvas(a);
+        if (rc < 0)
+            a->cv = (tvr_canvas){0};
+        if (a->view)
+            tvv_set_dirty(a->view);
+        return rc;
+    }
     if (w <= 0 || h <= 0)
         return -EINVAL;   /* minimised: keep what we have */
     if (a->surf && a->surf->w == w && a->surf->h == h)
@@ -116,6 +179,12 @@ static int make_canvas(app *a, int w, int h)
 
 static void present(app *a)
 {
+    if (a->mode == PRESENT_SURFACE && a->winsurf) {
+        if (a->surf)
+            SDL_BlitSurface(a->surf, NULL, a->winsurf, NULL);
+        SDL_UpdateWindowSurface(a->win);
+        return;
+    }
     if (!a->ren || !a->tex)
         return;
     SDL_UpdateTexture(a->tex, NULL, a->surf->pixels, a->surf->pitch);
@@ -129,7 +198,11 @@ static void update_scale(app *a, int *pw, int *ph)
 {
     int ww, wh;
     SDL_GetWindowSize(a->win, &ww, &wh);
-    if (SDL_GetRendererOutputSize(a->ren, pw, ph) != 0 || *pw <= 0) {
+    if (a->mode == PRESENT_SURFACE) {
+        SDL_Surface *ws = SDL_GetWindowSurface(a->win);
+        *pw = ws ? ws->w : ww;
+        *ph = ws ? ws->h : wh;
+    } else if (!a->ren || SDL_GetRendererOutputSize(a->ren, pw, ph) != 0 || *pw <= 0) {
         *pw = ww;
         *ph = wh;
     }
@@ -141,7 +214,59 @@ static void update_scale(app *a, int *pw, int *ph)
         tvv_set_scale(a->view, a->scale);
 }
 
-static int open_window(app *a, int hidden)
+/* Does the driver draw the window at more pixels than points (HiDPI)? */
+static int window_scaled(SDL_Window *win)
+{
+#if SDL_VERSION_ATLEAST(2, 26, 0)
+    int ww, wh, pw, ph;
+    SDL_GetWindowSize(win, &ww, &wh);
+    SDL_GetWindowSizeInPixels(win, &pw, &ph);
+    return pw != ww || ph != wh;
+#else
+    (void)win;
+    return 0;
+#endif
+}
+
+/* How frames reach the window: its surface when the driver has one at full
+ * resolution, else a renderer (see the top of the file). */
+static int open_presenter(app *a)
+{
+    if (!window_scaled(a->win)) {
+        SDL_SetHint(SDL_HINT_FRAMEBUFFER_ACCELERATION, "0");
+        if (SDL_GetWindowSurface(a->win)) {
+            a->mode = PRESENT_SURFACE;
+            return 0;
+        }
+    }
+    a->ren = SDL_CreateRenderer(a->win, -1, 0);
+    if (!a->ren)
+        a->ren = SDL_CreateRenderer(a->win, -1, SDL_RENDERER_SOFTWARE);
+    if (!a->ren) {
+        fprintf(stderr, "trainscope-viewer: cannot create a renderer: %s\n", SDL_GetError());
+        return -EIO;
+    }
+    a->mode = PRESENT_RENDERER;
+    return 0;
+}
+
+/* What open_presenter chose, for the benchmark's report. */
+static const char *present_name(const app *a)
+{
+    static char buf[64];
+    SDL_RendererInfo ri;
+    if (a->mode == PRESENT_SURFACE)
+        return a->surf ? "window surface (blit)" : "window surface";
+    if (a->mode == PRESENT_RENDERER && SDL_GetRendererInfo(a->ren, &ri) == 0) {
+        snprintf(buf, sizeof buf, "renderer %s", ri.name);
+        return buf;
+    }
+    return "none";
+}
+
+/* hidden: no window on screen; present: how frames get there (none for a
+ * screenshot). */
+static int open_window(app *a, int hidden, int present)
 {
     if (SDL_Init(SDL_INIT_VIDEO) != 0) {
         fprintf(stderr, "trainscope-viewer: cannot open a display: %s (set DISPLAY, run under xvfb-run, "
@@ -155,14 +280,7 @@ static int open_window(app *a, int hidden)
         fprintf(stderr, "trainscope-viewer: cannot create a window: %s\n", SDL_GetError());
         return -EIO;
     }
-    a->ren = SDL_CreateRenderer(a->win, -1, 0);
-    if (!a->ren)
-        a->ren = SDL_CreateRenderer(a->win, -1, SDL_RENDERER_SOFTWARE);
-    if (!a->ren) {
-        fprintf(stderr, "trainscope-viewer: cannot create a renderer: %s\n", SDL_GetError());
-        return -EIO;
-    }
-    return 0;
+    return present ? open_presenter(a) : 0;
 }
 
 /* Headless: wait until the source is usable (a collector answered) or
@@ -264,7 +382,12 @@ static void handle_key(app *a, const SDL_KeyboardEvent *k, int *quit)
     int w2 = a->cv.w / 2;
     switch (c) {
     case SDLK_q: *quit = 1; break;
-    case SDLK_ESCAPE: *quit = 1; break;
+    case SDLK_ESCAPE:
+        if (tvv_findings_list_open(a->view))
+            tvv_toggle_findings_list(a->view);   /* Esc closes the list first */
+        else
+            *quit = 1;
+        break;
     case SDLK_h: case SDLK_F1: case SDLK_QUESTION: tvv_toggle_help(a->view); break;
     case SDLK_SLASH:
         if (shift) {
@@ -284,6 +407,12 @@ static void handle_key(app *a, const SDL_KeyboardEvent *k, int *quit)
     case SDLK_t: tvv_toggle_timelines(a->view); break;
     case SDLK_n: tvv_next_finding(a->view); break;
     case SDLK_b: tvv_toggle_rank_lines(a->view); break;
+    case SDLK_m: tvv_toggle_heatmaps(a->view); break;
+    case SDLK_i: tvv_toggle_findings_list(a->view); break;
+    case SDLK_j: case SDLK_k: case SDLK_UP: case SDLK_DOWN:
+        if (tvv_findings_list_open(a->view))
+            tvv_findings_move(a->view, c == SDLK_j || c == SDLK_DOWN ? 1 : -1);
+        break;
     case SDLK_COMMA: tvv_set_smoothing(a->view, tvv_smoothing(a->view) - 0.1 < 0.05 ? 0 : tvv_smoothing(a->view) - 0.1); break;
     case SDLK_PERIOD: {
         double w = tvv_smoothing(a->view);
@@ -369,6 +498,8 @@ static void handle_event(app *a, const SDL_Event *e, int *quit)
     case SDL_MOUSEBUTTONDOWN: {
         int x = (int)(e->button.x * a->scale), y = (int)(e->button.y * a->scale);
         int shift = (SDL_GetModState() & KMOD_SHIFT) != 0;
+        if (e->button.button == SDL_BUTTON_LEFT && tvv_findings_click(a->view, x, y))
+            break;   /* on the findings list: an entry selected, or nothing under it */
         if (e->button.button == SDL_BUTTON_LEFT && e->button.clicks == 2) {
             tvv_reset(a->view);
         } else if (e->button.button == SDL_BUTTON_RIGHT || (e->button.button == SDL_BUTTON_LEFT && shift)) {
@@ -410,17 +541,20 @@ static void handle_event(app *a, const SDL_Event *e, int *quit)
     }
 }
 
-/* Render when dirty; returns the view's error code. *render_ms (when not
- * NULL) gets the time spent drawing, without presenting. */
-static int frame(app *a, int force, int64_t *points, double *render_ms)
+/* Render when dirty; returns the view's error code. ms (when not NULL)
+ * gets the time spent drawing in ms[0] and presenting in ms[1]. */
+static int frame(app *a, int force, int64_t *points, double ms[2])
 {
-    if (!a->surf || (!force && !tvv_dirty(a->view)))
+    if (!a->cv.px || (!force && !tvv_dirty(a->view)))
         return 0;
-    double t = now_s();
+    double t0 = now_s();
     int rc = tvv_render(a->view, &a->cv, points);
-    if (render_ms)
-        *render_ms = (now_s() - t) * 1e3;
+    double t1 = now_s();
     present(a);
+    if (ms) {
+        ms[0] = (t1 - t0) * 1e3;
+        ms[1] = (now_s() - t1) * 1e3;
+    }
     return rc;
 }
 
@@ -496,11 +630,11 @@ static void percentiles(double *v, size_t n, double out[3])
 static int bench(app *a, double t_open)
 {
     size_t n = (size_t)a->o->bench_frames, npan = 0, nzoom = 0;
-    double *ms = malloc(n * sizeof *ms), *rms = malloc(n * sizeof *rms);
+    double *ms = malloc(n * sizeof *ms), *rms = malloc(n * sizeof *rms), *pms = malloc(n * sizeof *pms);
     double *pan = malloc(n * sizeof *pan), *zoom = malloc(n * sizeof *zoom);
     int64_t total_points = 0, pts = 0;
     int rc = 1;
-    if (!ms || !rms || !pan || !zoom || make_canvas(a, a->o->width, a->o->height) < 0)
+    if (!ms || !rms || !pms || !pan || !zoom || make_canvas(a, a->o->width, a->o->height) < 0)
         goto out;
     double t0 = now_s();
     frame(a, 1, &pts, NULL);
@@ -513,37 +647,43 @@ static int bench(app *a, double t_open)
     for (size_t i = 0; i < n; i++) {
         size_t ph = i % 200;
         int zoomed = (ph < 50 || ph >= 150) && ph % 10 == 0;
+        SDL_PumpEvents();   /* the shown window's events: not part of the frame */
+        SDL_FlushEvents(SDL_FIRSTEVENT, SDL_LASTEVENT);
         if (zoomed)
             tvv_zoom(a->view, w2, ph < 50 ? 0.5 : 2);
         else
             tvv_pan(a->view, ph < 100 ? -d : d);
-        double s = now_s();
+        double s = now_s(), fm[2] = {0, 0};
         int m = tvm_poll(a->src);
         if (m > 0)
             tvv_data_changed(a->view, (unsigned)m);
         pts = 0;
-        frame(a, 1, &pts, &rms[i]);
+        frame(a, 1, &pts, fm);
         ms[i] = (now_s() - s) * 1e3;
+        rms[i] = fm[0];
+        pms[i] = fm[1];
         if (zoomed)
             zoom[nzoom++] = ms[i];
         else
             pan[npan++] = ms[i];
         total_points += pts;
     }
-    double all[3], draw[3], p[3], z[3];
+    double all[3], draw[3], pres[3], p[3], z[3];
     percentiles(ms, n, all);
     percentiles(rms, n, draw);
+    percentiles(pms, n, pres);
     percentiles(pan, npan, p);
     percentiles(zoom, nzoom, z);
     fprintf(stdout, "frames %zu at %dx%d: p50 %.2f ms, p99 %.2f ms, max %.2f ms (drawing alone: p50 %.2f ms, "
-            "p99 %.2f ms); pan frames (%zu) p50 %.2f p99 %.2f ms; zoom frames (%zu) p50 %.2f p99 %.2f ms; "
-            "points represented per frame %.0f; panels %zu; VmRSS %ld kB\n", n, a->cv.w, a->cv.h, all[0], all[1],
-            all[2], draw[0], draw[1], npan, p[0], p[1], nzoom, z[0], z[1], (double)total_points / (double)n,
-            tvv_panel_count(a->view), vm_rss_kb());
+            "p99 %.2f ms; present alone, %s: p50 %.2f ms, p99 %.2f ms); pan frames (%zu) p50 %.2f p99 %.2f ms; "
+            "zoom frames (%zu) p50 %.2f p99 %.2f ms; points represented per frame %.0f; panels %zu; VmRSS %ld kB\n",
+            n, a->cv.w, a->cv.h, all[0], all[1], all[2], draw[0], draw[1], present_name(a), pres[0], pres[1], npan,
+            p[0], p[1], nzoom, z[0], z[1], (double)total_points / (double)n, tvv_panel_count(a->view), vm_rss_kb());
     rc = 0;
 out:
     free(ms);
     free(rms);
+    free(pms);
     free(pan);
     free(zoom);
     return rc;
@@ -620,7 +760,7 @@ static int show_open_error(app *a, const char *msg, int headless)
     fprintf(stderr, "trainscope-viewer: %s\n", msg);
     if (headless)
         return 1;
-    if (open_window(a, 0) < 0)
+    if (open_window(a, 0, 1) < 0)
         return 1;
     int pw, ph, quit = 0;
     update_scale(a, &pw, &ph);
@@ -665,7 +805,8 @@ int tva_main(const tva_options *o)
         fprintf(stderr, "trainscope-viewer: %s\n", err);
         goto out;
     }
-    if (open_window(&a, headless) < 0)
+    /* the benchmark shows its window: X drops what is drawn into a hidden one */
+    if (open_window(&a, o->screenshot != NULL, !o->screenshot) < 0)
         goto out;
     SDL_StopTextInput();   /* on by default in SDL2; only the filter prompt wants text */
     if (!headless) {
