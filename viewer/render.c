@@ -30,6 +30,11 @@ static uint32_t mix_rgb(uint32_t a, uint32_t b, double t)   /* a*(1-t) + b*t, op
     return out;
 }
 
+uint32_t tvv__run_colour(const tvv_view *v, size_t run)
+{
+    return palette[v->run_rank[run] % NPAL];
+}
+
 static uint32_t series_colour(const tvv_view *v, const tvm_series *s)
 {
     uint32_t c = palette[v->run_rank[s->run] % NPAL];
@@ -199,7 +204,7 @@ static void x_label(tvv_view *v, tvr_canvas *cv, const panel *p, int x, const ch
     tvt_draw(v->font, cv, x, p->plot.y + p->plot.h + (int)(3 * v->opt.scale), text, DIM, TVT_CENTER);
 }
 
-static void draw_x_axis(tvv_view *v, tvr_canvas *cv, const panel *p)
+void tvv__draw_x_axis(tvv_view *v, tvr_canvas *cv, const panel *p)
 {
     tvr_rect pl = p->plot;
     int th = tvt_height(v->font), maxt = pl.w / (int)(90 * v->opt.scale) + 2;
@@ -263,8 +268,9 @@ static int panel_has_series(const panel *p, size_t series)
 /* Findings: a triangle pointing down near the top edge at the finding's
  * first step, in its severity's colour, just under the rows of the Inf
  * marker (draw_markers) so both stay visible. A run-level finding shows in
- * every panel of its run. */
-static void draw_findings(tvv_view *v, tvr_canvas *cv, const panel *p)
+ * every panel of its run. The marker under the mouse is noted for its
+ * tooltip (drawn over everything at the end of the frame). */
+void tvv__draw_findings(tvv_view *v, tvr_canvas *cv, const panel *p)
 {
     tvr_rect pl = p->plot;
     int m = (int)(5 * v->opt.scale), top = pl.y + (int)(3 * v->opt.scale) + 1;
@@ -282,6 +288,9 @@ static void draw_findings(tvv_view *v, tvr_canvas *cv, const panel *p)
                      : strcmp(f->severity, "warning") == 0 ? FIND_WARN : FIND_INFO;
         for (int k = 0; k <= m; k++)
             tvr_fill(cv, (tvr_rect){cx - k, top + m - k, 2 * k + 1, 1}, col);
+        if (v->hover_x >= cx - m - 1 && v->hover_x <= cx + m + 1 && v->hover_y >= pl.y &&
+            v->hover_y <= top + m + 2 && v->hover_y < pl.y + pl.h)
+            v->hover_finding = (ptrdiff_t)i;
     }
 }
 
@@ -396,6 +405,48 @@ static void draw_smoothed(tvv_view *v, tvr_canvas *cv, const panel *p, const tss
     }
 }
 
+void tvv__col_text(const tvv_view *v, int64_t lo, int64_t hi, char *buf, size_t len)
+{
+    char a[64], b[64];
+    if (v->xmode == TVV_X_STEP) {
+        if (hi > lo)
+            snprintf(buf, len, "steps %lld..%lld", (long long)lo, (long long)hi);
+        else
+            snprintf(buf, len, "step %lld", (long long)lo);
+        return;
+    }
+    if (v->xmode == TVV_X_WALL) {
+        tvp_format_clock(lo, 1, a, sizeof a);
+        tvp_format_clock(hi, 1, b, sizeof b);
+    } else {
+        tvp_format_duration(lo, 1000000, a, sizeof a);
+        tvp_format_duration(hi, 1000000, b, sizeof b);
+    }
+    if (strcmp(a, b) == 0)
+        snprintf(buf, len, "%s", a);
+    else
+        snprintf(buf, len, "%s..%s", a, b);
+}
+
+void tvv__tooltip(tvv_view *v, tvr_canvas *cv, int x, int y, char (*lines)[160], const uint32_t *colours, size_t n)
+{
+    int th = tvt_height(v->font), pad = (int)(4 * v->opt.scale), w = 0;
+    for (size_t i = 0; i < n; i++) {
+        int lw = tvt_width(v->font, lines[i]);
+        w = lw > w ? lw : w;
+    }
+    tvr_rect box = {x + 12, y + 12, w + 2 * pad, (int)n * th + 2 * pad};
+    if (box.x + box.w > cv->w)
+        box.x = x - 12 - box.w;
+    if (box.y + box.h > cv->h)
+        box.y = y - 12 - box.h;
+    tvr_reset_clip(cv);
+    tvr_blend_fill(cv, box, 0xe8ffffffu);
+    tvr_outline(cv, box, FRAME);
+    for (size_t i = 0; i < n; i++)
+        tvt_draw(v->font, cv, box.x + pad, box.y + pad + (int)i * th, lines[i], colours[i], TVT_LEFT);
+}
+
 static void draw_hover(tvv_view *v, tvr_canvas *cv, const panel *p, const unsigned char *vis, int hovered)
 {
     tvr_rect pl = p->plot;
@@ -406,7 +457,8 @@ static void draw_hover(tvv_view *v, tvr_canvas *cv, const panel *p, const unsign
     if (!hovered)
         return;
     tvr_dashed_h(cv, v->hover_y, pl.x, pl.x + pl.w - 1, 3, 3, HOVER);
-    int th = tvt_height(v->font), pad = (int)(4 * v->opt.scale);
+    if (v->hover_finding >= 0)
+        return;   /* the finding's tooltip instead of the values */
     char lines[16][160];
     uint32_t colours[16];
     size_t nl = 0;
@@ -439,25 +491,13 @@ static void draw_hover(tvv_view *v, tvr_canvas *cv, const panel *p, const unsign
                  (long long)c[i].step_last);
         colours[nl++] = series_colour(v, s);
     }
-    int w = 0;
-    for (size_t i = 0; i < nl; i++) {
-        int lw = tvt_width(v->font, lines[i]);
-        w = lw > w ? lw : w;
-    }
-    tvr_rect box = {v->hover_x + 12, v->hover_y + 12, w + 2 * pad, (int)nl * th + 2 * pad};
-    if (box.x + box.w > cv->w)
-        box.x = v->hover_x - 12 - box.w;
-    if (box.y + box.h > cv->h)
-        box.y = v->hover_y - 12 - box.h;
-    tvr_reset_clip(cv);
-    tvr_blend_fill(cv, box, 0xe8ffffffu);
-    tvr_outline(cv, box, FRAME);
-    for (size_t i = 0; i < nl; i++)
-        tvt_draw(v->font, cv, box.x + pad, box.y + pad + (int)i * th, lines[i], colours[i], TVT_LEFT);
+    tvv__tooltip(v, cv, v->hover_x, v->hover_y, lines, colours, nl);
 }
 
 static int render_panel(tvv_view *v, tvr_canvas *cv, panel *p, int64_t *points)
 {
+    if (p->heat)
+        return tvv__render_heat(v, cv, p, points);
     tvr_rect pl = p->plot;
     size_t ncols = (size_t)pl.w;
     int flags = tvv__model_flags(v), rc = 0;
@@ -488,7 +528,7 @@ static int render_panel(tvv_view *v, tvr_canvas *cv, panel *p, int64_t *points)
 
     tvr_reset_clip(cv);
     draw_y_axis(v, cv, p);
-    draw_x_axis(v, cv, p);
+    tvv__draw_x_axis(v, cv, p);
     tvr_set_clip(cv, pl);
 
     /* dropped-data gaps, shaded */
@@ -561,7 +601,7 @@ static int render_panel(tvv_view *v, tvr_canvas *cv, panel *p, int64_t *points)
             draw_smoothed(v, cv, p, &v->cols[k * ncols], &g, col);
         draw_markers(v, cv, p, &v->cols[k * ncols], col);
     }
-    draw_findings(v, cv, p);
+    tvv__draw_findings(v, cv, p);
     tvr_reset_clip(cv);
     int finite = 0, any = 0;
     for (size_t k = 0; k < p->nseries; k++) {
@@ -704,6 +744,7 @@ static void layout(tvv_view *v, int top, int bottom, int width)
     int row_h = (bottom - top - headers * th) / (rows > 0 ? rows : 1);
     int col_w = width / pc;
     int ylab = tvt_width(v->font, "-88.88M") + (int)(10 * s);
+    v->ylab = ylab;
     int plot_w = col_w - ylab - (int)(12 * s);
     if (plot_w < 8)
         plot_w = 8;
@@ -718,7 +759,12 @@ static void layout(tvv_view *v, int top, int bottom, int width)
             panel *p = &v->panels[i];
             int x = c * col_w;
             int ph = row_h - 2 * th - (int)(10 * s);
+            /* a heatmap's colour bar and its labels go under the x labels */
+            int bar = th / 2 > 6 ? th / 2 : 6, extra = p->heat ? bar + th + (int)(6 * s) : 0;
+            ph -= extra;
             p->plot = (tvr_rect){x + ylab, y + th + (int)(2 * s), plot_w, ph < 8 ? 8 : ph};
+            if (p->heat)
+                p->cbar = (tvr_rect){p->plot.x, p->plot.y + p->plot.h + th + (int)(4 * s), plot_w, bar};
             if (++c == pc) {
                 c = 0;
                 y += row_h;
@@ -754,6 +800,14 @@ int tvv_render(tvv_view *v, tvr_canvas *cv, int64_t *points)
     int status_y = cv->h - th - (int)(6 * v->opt.scale);
     layout(v, legend_bottom, status_y, cv->w);
     tvv__update_x_range(v);
+    v->hover_finding = -1;
+    /* the mouse over the open findings list is not over the panels under it */
+    int hx = v->hover_x, hy = v->hover_y;
+    if (v->flist) {
+        tvr_rect fb = tvv__findings_box(v, cv, legend_bottom, status_y);
+        if (hx >= fb.x && hx < fb.x + fb.w && hy >= fb.y && hy < fb.y + fb.h)
+            v->hover_x = v->hover_y = -1;
+    }
     draw_panel_titles(v, cv);
     /* the hovered panel last, so its tooltip is on top */
     size_t hovered = v->npanels;
@@ -805,6 +859,14 @@ int tvv_render(tvv_view *v, tvr_canvas *cv, int64_t *points)
         snprintf(v->error, sizeof v->error, "%s", smsg && *smsg ? smsg : tvm_errmsg(v->src));
     if (*v->error)
         draw_error(v, cv);
+    v->hover_x = hx;
+    v->hover_y = hy;
+    v->fbox = (tvr_rect){0};
+    v->nfrows = 0;
+    if (v->flist)
+        tvv__draw_findings_list(v, cv, legend_bottom, status_y);
+    if (v->hover_finding >= 0)
+        tvv__draw_finding_tooltip(v, cv);
     if (v->help && v->nhelp)
         draw_box_text(v, cv, v->help_lines, v->nhelp, FG);
     draw_status(v, cv, status_y);

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "heat.h"
 #include "view_int.h"
+
 int tvv__grow(void **p, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
@@ -34,8 +36,13 @@ int tvv__grow(void **p, size_t *cap, size_t need, size_t elem)
 static void free_panels(tvv_view *v)
 {
     for (size_t i = 0; i < v->npanels; i++) {
-        free(v->panels[i].name);
-        free(v->panels[i].series);
+        panel *p = &v->panels[i];
+        free(p->name);
+        free(p->series);
+        free(p->layer_of);
+        for (size_t k = 0; p->layers && k < p->nlayers; k++)
+            free(p->layers[k]);
+        free(p->layers);
     }
     free(v->panels);
     v->panels = NULL;
@@ -84,8 +91,116 @@ static int shown_metric(const tvv_view *v, const char *name)
     return 1;
 }
 
+/* A new panel at the end of the list, named name, in the group of its
+ * prefix (a new group when the previous panel's prefix differs). NULL when
+ * out of memory. The caller fills its series. */
+static panel *new_panel(tvv_view *v, const char *name)
+{
+    panel *np = realloc(v->panels, (v->npanels + 1) * sizeof *np);
+    if (!np)
+        return NULL;
+    v->panels = np;
+    panel *p = &v->panels[v->npanels];
+    *p = (panel){0};
+    size_t pl = prefix_len(name);
+    if (v->ngroups == 0 || strlen(v->groups[v->ngroups - 1]) != pl ||
+        strncmp(v->groups[v->ngroups - 1], name, pl) != 0) {
+        char **ng = realloc(v->groups, (v->ngroups + 1) * sizeof *ng);
+        if (!ng)
+            return NULL;
+        v->groups = ng;
+        if (!(v->groups[v->ngroups] = strndup(name, pl)))
+            return NULL;
+        v->ngroups++;
+    }
+    if (!(p->name = strdup(name)))
+        return NULL;
+    p->group = v->ngroups - 1;
+    v->npanels++;   /* from here free_panels frees what the caller adds */
+    return p;
+}
+
+/* One metric name among the sorted series: their idx[start..end). */
+typedef struct uname {
+    const char *name;
+    size_t start, end;
+    tvh_layer l;
+    int is_layer;
+    size_t heat;            /* its heatmap + 1 (a group of >= 2 names), 0: a line panel */
+    size_t row;             /* its row in that heatmap */
+} uname;
+
+static int cmp_layer_names(const void *a, const void *b, void *ctx)
+{
+    const uname *u = ctx, *x = &u[*(const size_t *)a], *y = &u[*(const size_t *)b];
+    return tvh_cmp(x->name, &x->l, y->name, &y->l);
+}
+
+/* Mark the names of each layer group of two or more names as the rows of one
+ * heatmap (heat.h's rule and order). Returns the number of heatmaps. */
+static size_t find_heatmaps(uname *u, size_t nu, size_t *scratch)
+{
+    size_t nl = 0, nheat = 0;
+    for (size_t i = 0; i < nu; i++)
+        if (u[i].is_layer)
+            scratch[nl++] = i;
+    qsort_r(scratch, nl, sizeof *scratch, cmp_layer_names, u);
+    for (size_t j = 0; j < nl;) {
+        size_t k = j + 1;
+        while (k < nl && tvh_same_group(u[scratch[j]].name, &u[scratch[j]].l, u[scratch[k]].name, &u[scratch[k]].l))
+            k++;
+        if (k - j >= 2) {
+            nheat++;
+            for (size_t r = j; r < k; r++) {
+                u[scratch[r]].heat = nheat;
+                u[scratch[r]].row = r - j;
+            }
+        }
+        j = k;
+    }
+    return nheat;
+}
+
+/* The heatmap panel of heat number h (1-based): every series of its names,
+ * each with its row. */
+static int add_heat_panel(tvv_view *v, const uname *u, size_t nu, size_t h, const size_t *idx)
+{
+    size_t nser = 0, nlay = 0, first = nu;
+    for (size_t i = 0; i < nu; i++)
+        if (u[i].heat == h) {
+            nser += u[i].end - u[i].start;
+            nlay++;
+            first = first < i ? first : i;
+        }
+    char group[512];
+    tvh_group_name(u[first].name, &u[first].l, group, sizeof group);
+    panel *p = new_panel(v, group);
+    if (!p)
+        return -ENOMEM;
+    p->heat = 1;
+    p->series = malloc(nser * sizeof *p->series);
+    p->layer_of = malloc(nser * sizeof *p->layer_of);
+    p->layers = calloc(nlay, sizeof *p->layers);
+    if (!p->series || !p->layer_of || !p->layers)
+        return -ENOMEM;
+    p->nlayers = nlay;
+    for (size_t i = 0; i < nu; i++) {
+        if (u[i].heat != h)
+            continue;
+        if (!(p->layers[u[i].row] = strdup(u[i].name)))
+            return -ENOMEM;
+        for (size_t k = u[i].start; k < u[i].end; k++) {
+            p->layer_of[p->nseries] = u[i].row;
+            p->series[p->nseries++] = idx[k];
+        }
+    }
+    return 0;
+}
+
 /* Rebuild the panel list from the source's series: one panel per metric
- * name, sorted, so panels of one prefix are neighbours. */
+ * name, sorted, so panels of one prefix are neighbours; the names of a layer
+ * group (heat.h) in one heatmap panel instead, unless lines_only, placed
+ * where its first name would be. */
 static int rebuild(tvv_view *v)
 {
     free_panels(v);
@@ -124,8 +239,14 @@ static int rebuild(tvv_view *v)
     for (size_t r = 0; r < nruns; r++)
         v->run_start[r] = INT64_MAX;
     size_t *idx = malloc((ns ? ns : 1) * sizeof *idx), n = 0;
-    if (!idx)
-        return -ENOMEM;
+    uname *u = malloc((ns ? ns : 1) * sizeof *u);
+    size_t *scratch = malloc((ns ? ns : 1) * sizeof *scratch);
+    unsigned char *made = calloc(ns + 1, 1);
+    int rc = 0;
+    if (!idx || !u || !scratch || !made) {
+        rc = -ENOMEM;
+        goto out;
+    }
     for (size_t i = 0; i < ns; i++) {
         const tvm_series *s = tvm_series_at(v->src, i);
         if (s->count > 0 && s->run < nruns && s->t_first_ns < v->run_start[s->run])
@@ -137,55 +258,40 @@ static int rebuild(tvv_view *v)
         if (v->run_start[r] == INT64_MAX)
             v->run_start[r] = tvm_run_at(v->src, r)->created_ns;
     qsort_r(idx, n, sizeof *idx, cmp_series_name, v->src);
-    int rc = 0;
+    size_t nu = 0;
     for (size_t i = 0; i < n;) {
         const char *name = tvm_series_at(v->src, idx[i])->name;
         size_t j = i;
         while (j < n && strcmp(tvm_series_at(v->src, idx[j])->name, name) == 0)
             j++;
-        panel *np = realloc(v->panels, (v->npanels + 1) * sizeof *np);
-        if (!np) {
-            rc = -ENOMEM;
-            break;
-        }
-        v->panels = np;
-        panel *p = &v->panels[v->npanels];
-        *p = (panel){0};
-        p->name = strdup(name);
-        p->series = malloc((j - i) * sizeof *p->series);
-        if (!p->name || !p->series) {
-            free(p->name);
-            free(p->series);
-            rc = -ENOMEM;
-            break;
-        }
-        memcpy(p->series, &idx[i], (j - i) * sizeof *idx);
-        p->nseries = j - i;
-        size_t pl = prefix_len(name);
-        if (v->ngroups == 0 || strlen(v->groups[v->ngroups - 1]) != pl ||
-            strncmp(v->groups[v->ngroups - 1], name, pl) != 0) {
-            char **ng = realloc(v->groups, (v->ngroups + 1) * sizeof *ng);
-            if (!ng) {
-                free(p->name);
-                free(p->series);
-                rc = -ENOMEM;
-                break;
-            }
-            v->groups = ng;
-            v->groups[v->ngroups] = strndup(name, pl);
-            if (!v->groups[v->ngroups]) {
-                free(p->name);
-                free(p->series);
-                rc = -ENOMEM;
-                break;
-            }
-            v->ngroups++;
-        }
-        p->group = v->ngroups - 1;
-        v->npanels++;
+        u[nu] = (uname){.name = name, .start = i, .end = j};
+        u[nu].is_layer = tvh_parse(name, &u[nu].l);
+        nu++;
         i = j;
     }
+    if (!v->lines_only)
+        find_heatmaps(u, nu, scratch);
+    for (size_t i = 0; i < nu && rc == 0; i++) {
+        if (u[i].heat) {
+            if (!made[u[i].heat]) {
+                made[u[i].heat] = 1;
+                rc = add_heat_panel(v, u, nu, u[i].heat, idx);
+            }
+            continue;
+        }
+        panel *p = new_panel(v, u[i].name);
+        if (!p || !(p->series = malloc((u[i].end - u[i].start) * sizeof *p->series))) {
+            rc = -ENOMEM;
+            break;
+        }
+        memcpy(p->series, &idx[u[i].start], (u[i].end - u[i].start) * sizeof *idx);
+        p->nseries = u[i].end - u[i].start;
+    }
+out:
     free(idx);
+    free(u);
+    free(scratch);
+    free(made);
     v->dirty = 1;
     return rc;
 }
@@ -204,6 +310,8 @@ int tvv_create(tvv_view **out, tvm_source *src, tvt_font *font, const tvv_option
     v->x_auto = 1;
     v->follow = 1;
     v->hover_x = -1;
+    v->fsel = -1;
+    v->hover_finding = -1;
     int rc = rebuild(v);
     if (rc < 0) {
         tvv_destroy(v);
@@ -230,6 +338,10 @@ void tvv_destroy(tvv_view *v)
     free(v->gap_first);
     free(v->gap_last);
     free(v->shown);
+    free(v->hval);
+    free(v->hstate);
+    free(v->hslot);
+    free(v->frows);
     free(v);
 }
 
@@ -486,7 +598,7 @@ void tvv_box_zoom(tvv_view *v, int x0, int y0, int x1, int y1)
     int64_t lo, hi, l2, h2;
     tvp_col_range(v->x_from, v->x_to, (size_t)v->ncols, (size_t)ca, &lo, &hi);
     tvp_col_range(v->x_from, v->x_to, (size_t)v->ncols, (size_t)cb, &l2, &h2);
-    if (abs(y1 - y0) >= 3) {
+    if (abs(y1 - y0) >= 3 && !p->heat) {   /* a heatmap's rows are layers: x only */
         int ra = y0 < y1 ? y1 : y0, rb = y0 < y1 ? y0 : y1;
         double a = tvp_value_at(&p->ys, ra), b = tvp_value_at(&p->ys, rb);
         p->y_manual = 1;
@@ -534,30 +646,42 @@ int64_t tvv__finding_x(const tvv_view *v, const tvm_finding *f)
     return v->xmode == TVV_X_WALL ? f->t_ns : f->t_ns - v->run_start[f->run];
 }
 
+void tvv__centre_on(tvv_view *v, int64_t x)
+{
+    int64_t width = (int64_t)((uint64_t)v->x_to - (uint64_t)v->x_from);
+    tvv_set_x_range(v, x - width / 2, x - width / 2 + width);
+}
+
 int tvv_next_finding(tvv_view *v)
 {
     int64_t width = (int64_t)((uint64_t)v->x_to - (uint64_t)v->x_from);
     int64_t centre = v->x_from + width / 2, best = 0, first = 0;
-    int have_best = 0, have_first = 0;
+    ptrdiff_t ibest = -1, ifirst = -1;
     for (size_t i = 0; i < tvm_finding_count(v->src); i++) {
         const tvm_finding *f = tvm_finding_at(v->src, i);
         if (f->run >= v->nruns || v->run_hidden[f->run])
             continue;
         int64_t x = tvv__finding_x(v, f);
-        if (!have_first || x < first) {
+        if (ifirst < 0 || x < first) {
             first = x;
-            have_first = 1;
+            ifirst = (ptrdiff_t)i;
         }
-        if (x > centre && (!have_best || x < best)) {
+        if (x > centre && (ibest < 0 || x < best)) {
             best = x;
-            have_best = 1;
+            ibest = (ptrdiff_t)i;
         }
     }
-    if (!have_first)
+    if (ifirst < 0)
         return 0;
-    int64_t x = have_best ? best : first;
-    tvv_set_x_range(v, x - width / 2, x - width / 2 + width);
+    v->fsel = ibest >= 0 ? ibest : ifirst;   /* the list, when open, follows */
+    tvv__centre_on(v, ibest >= 0 ? best : first);
     return 1;
+}
+
+void tvv_toggle_heatmaps(tvv_view *v)
+{
+    v->lines_only = !v->lines_only;
+    rebuild(v);
 }
 
 void tvv_toggle_rank_lines(tvv_view *v)

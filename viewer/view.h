@@ -10,6 +10,27 @@
  * debiased EMA smoothing (computed over the pixel columns, raw line faint
  * behind); superseded timelines; --all-points (draw every point, the
  * reference drawing of plot.h).
+ *
+ * Layer heatmaps. Metrics whose names hold a layer index (heat.h's rule:
+ * grad_norm/layer.12, grad_norm/layers.3.attn, update_ratio/layer_7; the
+ * index follows a letter and one '.' or '_') form groups; a group of two or
+ * more names is one panel named by the group (grad_norm/layer.*), drawn as a
+ * heatmap: a row per layer in index order, x the shared axis, a cell per
+ * pixel column and layer. A cell's colour is the largest value of the
+ * column (the M4 max, over the ranks of the run too), so a one-step
+ * explosion in one layer shows at every zoom as the line plots keep a spike;
+ * the colour scale is log10 by default (l makes it linear) over the cells in
+ * view, with a colour bar and SI ticks under the x labels. A cell holding a
+ * NaN or an Inf has its own colour (heat.h TVH_NONFINITE), a cell without
+ * points stays background. With several runs shown, each run gets its block
+ * of rows (in legend order, marked with the run's colour at the left). More
+ * rows than pixels: rows sharing a pixel row show their largest value.
+ * tvv_toggle_heatmaps shows such groups as line panels instead.
+ *
+ * Findings (model.h tvm_finding): a marker per finding in its panel, with a
+ * tooltip when hovered; the findings list (tvv_toggle_findings_list) lists
+ * those of the shown runs by step, and selecting an entry centres the view
+ * on it as tvv_next_finding does.
  */
 #ifndef TRAINSCOPE_VIEWER_VIEW_H
 #define TRAINSCOPE_VIEWER_VIEW_H
@@ -70,6 +91,17 @@ void tvv_toggle_rank_lines(tvv_view *v);
 /* Centre the x range (width kept) on the first finding of a shown run after
  * the current centre, wrapping to the first; 0 when there is none. */
 int tvv_next_finding(tvv_view *v);
+/* Layer groups as heatmaps (the default) or as line panels. */
+void tvv_toggle_heatmaps(tvv_view *v);
+/* The findings list over the panels: open / close, whether open. */
+void tvv_toggle_findings_list(tvv_view *v);
+int tvv_findings_list_open(const tvv_view *v);
+/* Select the entry delta rows away in the list (the first one when none is
+ * selected) and centre the view on its finding; 0 when there is none. */
+int tvv_findings_move(tvv_view *v, int delta);
+/* A click at (x, y): on an entry of the open list, select it and centre the
+ * view on it. 1 when the click was on the list (consumed), else 0. */
+int tvv_findings_click(tvv_view *v, int x, int y);
 void tvv_cycle_x_mode(tvv_view *v);
 void tvv_set_smoothing(tvv_view *v, double w);          /* 0 .. 0.999 */
 double tvv_smoothing(const tvv_view *v);

@@ -38,7 +38,21 @@ typedef struct panel {
     double ylo, yhi;            /* manual range (log10 when log_y) */
     tvr_rect plot;              /* last layout */
     tvp_yscale ys;
+    /* a layer heatmap (heat.h): rows are layers, the panel's name its group */
+    int heat;
+    char **layers;              /* row labels in row order (full metric names), owned */
+    size_t nlayers;
+    size_t *layer_of;           /* per series of the panel: its row */
+    tvr_rect cbar;              /* the colour bar under the x labels */
+    double clo, chi;            /* colour scale of the last frame (log10 when clog) */
+    int clog;
 } panel;
+
+/* a drawn row of the findings list, for clicks */
+typedef struct flist_row {
+    tvr_rect r;
+    size_t finding;
+} flist_row;
 
 typedef struct legend_item {
     tvr_rect r;
@@ -69,6 +83,14 @@ struct tvv_view {
     int64_t x_from, x_to;
     int log_y, outliers, timelines, help;
     int each_rank;              /* a line per rank instead of the band of a run's ranks */
+    int lines_only;             /* layer groups as line panels, not heatmaps */
+    int flist;                  /* the findings list is open */
+    ptrdiff_t fsel;             /* selected finding (model index), -1: none */
+    size_t ftop;                /* first entry shown (scrolling) */
+    tvr_rect fbox;              /* the list's box in the last frame (w 0: closed) */
+    flist_row *frows;           /* rows drawn in the last frame */
+    size_t nfrows, frows_cap;
+    ptrdiff_t hover_finding;    /* the finding marker under the mouse this frame, -1: none */
     double smooth;
 
     int hover_x, hover_y;
@@ -82,6 +104,7 @@ struct tvv_view {
     int dirty;
 
     int ncols;                  /* plot width shared by every panel (x linked) */
+    int ylab;                   /* width left of each plot for the y labels */
 
     tss_bucket *cols;           /* scratch: nseries of a panel x ncols */
     size_t cols_cap;
@@ -91,6 +114,12 @@ struct tvv_view {
     size_t gap_cap;
     unsigned char *shown;       /* scratch: which series of a panel are drawn */
     size_t shown_cap;
+    double *hval;               /* scratch: heatmap cells (rows x ncols) and a fold row */
+    size_t hval_cap;
+    unsigned char *hstate;      /* per cell: 0 empty, 1 finite value, 2 NaN or Inf */
+    size_t hstate_cap;
+    size_t *hslot;              /* per run: its block of rows in the heatmap, or SIZE_MAX */
+    size_t hslot_cap;
     const char *const *help_lines;
     size_t nhelp;
 };
@@ -108,5 +137,26 @@ int64_t tvv__finding_x(const tvv_view *v, const tvm_finding *f);
 int tvv__col_of_pixel(const tvv_view *v, int x, int y, int *col);
 /* Before drawing: the whole data (auto), or follow it (live). */
 void tvv__update_x_range(tvv_view *v);
+
+/* render.c, for heatmap.c and findings.c */
+uint32_t tvv__run_colour(const tvv_view *v, size_t run);
+void tvv__draw_x_axis(tvv_view *v, tvr_canvas *cv, const panel *p);
+/* The finding markers of a panel; notes the one under the mouse. */
+void tvv__draw_findings(tvv_view *v, tvr_canvas *cv, const panel *p);
+/* A box of text lines near (x, y) (below right, flipped to stay on the
+ * canvas), over everything; colours per line. */
+void tvv__tooltip(tvv_view *v, tvr_canvas *cv, int x, int y, char (*lines)[160], const uint32_t *colours, size_t n);
+/* The x range of a plot column as text ("steps 100..131", a clock, a duration). */
+void tvv__col_text(const tvv_view *v, int64_t lo, int64_t hi, char *buf, size_t len);
+/* Centre the x range on x, keeping its width. */
+void tvv__centre_on(tvv_view *v, int64_t x);
+
+/* heatmap.c: draw a heatmap panel (p->heat) */
+int tvv__render_heat(tvv_view *v, tvr_canvas *cv, panel *p, int64_t *points);
+
+/* findings.c: the list overlay and a marker's tooltip, over the panels */
+tvr_rect tvv__findings_box(tvv_view *v, const tvr_canvas *cv, int top, int bottom);
+void tvv__draw_findings_list(tvv_view *v, tvr_canvas *cv, int top, int bottom);
+void tvv__draw_finding_tooltip(tvv_view *v, tvr_canvas *cv);
 
 #endif
