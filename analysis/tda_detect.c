@@ -180,7 +180,7 @@ int tda_series_init(tda_series *s, const tda_params *p)
 {
     memset(s, 0, sizeof *s);
     s->p = *p;
-    if (!(s->buf = malloc(2 * (size_t)p->window * sizeof *s->buf)))
+    if (!(s->buf = malloc(tda_roll_buf_len(p->window) * sizeof *s->buf)))
         return -ENOMEM;
     tda_roll_init(&s->roll, s->buf, p->window);
     s->alpha = 2.0 / (p->window + 1.0);     /* a division per point costs more than the rest */
@@ -212,6 +212,25 @@ static double robust_sigma(double mad, double median)
 {
     double s = TDA_MAD_SIGMA * mad, floor_ = 1e-9 * fabs(median);
     return s > floor_ ? s : (floor_ > 0 ? floor_ : 1e-300);
+}
+
+/* 1 when |robust z| of v is surely below the spike threshold, from the
+ * window's bounds alone (lo <= median <= hi, mad_lo <= MAD; tda_roll.h):
+ * robust_sigma is monotone in the MAD and in |median|, so its value at the
+ * bounds is a lower bound, and |v - median| <= max(v - lo, hi - v). The
+ * factor 1 - 1e-12 absorbs the rounding of the subtraction and division of
+ * the exact z (a few ulps), so a point passed here is one the exact test
+ * rejects too: the findings are those of scoring every point exactly. */
+static int surely_below(const tda_series *s, double v)
+{
+    double lo, hi, mad_lo;
+    tda_roll_bounds(&s->roll, &lo, &hi, &mad_lo);
+    double mag = lo > 0 ? lo : hi < 0 ? -hi : 0;   /* the least |median| can be */
+    double sigma = TDA_MAD_SIGMA * mad_lo, floor_ = 1e-9 * mag;
+    double t = s->p.spike * (sigma > floor_ ? sigma : floor_) * (1 - 1e-12);
+    /* A flat window (the MAD and the median 0) leaves t = 0: a value equal
+     * to the median then scores 0, which is no spike either. */
+    return (v - lo < t && hi - v < t) || (v == lo && v == hi);
 }
 
 static int feed_nonfinite(tda_series *s, int64_t step, int64_t t_ns, double v, tda_finding *out)
@@ -333,14 +352,16 @@ int tda_series_feed(tda_series *s, int64_t step, int64_t t_ns, double v, tda_fin
         return feed_nonfinite(s, step, t_ns, v, out);
     int n = 0;
     if (s->p.spike > 0 && tda_roll_full(&s->roll)) {
-        /* Most points are not even near the threshold with the MAD's lower
-         * bound; only the others pay for the exact MAD (tda_roll.h). */
-        double med = tda_roll_median(&s->roll);
-        double lower = robust_sigma(tda_roll_mad_lower(&s->roll, med), med);
-        if (fabs(v - med) >= s->p.spike * lower)
+        /* Almost every point is far from the threshold even against the
+         * window's guaranteed bounds (tda_roll.h); only the others pay for
+         * the exact median and MAD. */
+        if (surely_below(s, v)) {
+            s->in_spike = 0;
+            s->low_run = 0;
+        } else {
+            double med = tda_roll_median(&s->roll);
             n = feed_z(s, step, t_ns, v, med, robust_sigma(tda_roll_mad(&s->roll, med), med), out);
-        else
-            s->in_spike = 0, s->low_run = 0;
+        }
     }
     /* The window is what spike detection and the online straggler check
      * read; a series neither looks at (most metrics, with the default

@@ -327,7 +327,7 @@ static void straggle_check(tda_online *d, tss_store *st, ser *s, int64_t step, i
     double others[64];
     size_t k = 0;
     for (size_t i = 0; i < d->nsers && k < 64; i++) {
-        const ser *o = d->sers[i];
+        ser *o = d->sers[i];   /* the median merges its window first: not const */
         if (o && o != s && o->ready && o->id.run_id == s->id.run_id && o->id.rank != s->id.rank &&
             tda_roll_full(&o->det.roll) && strcmp(o->id.name, s->id.name) == 0)
             others[k++] = tda_roll_median(&o->det.roll);

@@ -5,16 +5,45 @@
 #include <math.h>
 #include <string.h>
 
+#define REFRESH_MAX 64
+
+static uint32_t refresh_of(uint32_t w)
+{
+    uint32_t k = w / 8;
+    return k < 1 ? 1 : k > REFRESH_MAX ? REFRESH_MAX : k;
+}
+
+/* The caller's buffer, in doubles: ring (w), sorted and spare (w + 1 each,
+ * the last a sentinel), gone (2 x refresh: the merge appends came to it)
+ * and came (refresh + 1), then the merge's scratch: two byte arrays of
+ * w + 1 (marks) and w + 1 uint32 (first). */
+static size_t doubles_for(size_t bytes) { return (bytes + sizeof(double) - 1) / sizeof(double); }
+
+size_t tda_roll_buf_len(uint32_t w)
+{
+    return 3 * (size_t)w + 2 + 3 * (size_t)refresh_of(w) + 1 + doubles_for(2 * ((size_t)w + 1)) +
+           doubles_for(((size_t)w + 1) * sizeof(uint32_t));
+}
+
 void tda_roll_init(tda_roll *r, double *buf, uint32_t w)
 {
     assert(w >= 2);
+    uint32_t k = refresh_of(w);
     r->ring = buf;
     r->sorted = buf + w;
+    r->spare = r->sorted + w + 1;
+    r->gone = r->spare + w + 1;
+    r->came = r->gone + 2 * k;
+    double *scratch = r->came + k + 1;
+    r->marks = (uint8_t *)scratch;
+    r->first = (uint32_t *)(scratch + doubles_for(2 * ((size_t)w + 1)));
     r->w = w;
     r->n = 0;
     r->head = 0;
-    r->age = TDA_ROLL_REFRESH;   /* the first call computes the bound */
-    r->ref_median = r->ref_dist = 0;
+    r->pending = 0;
+    r->refresh = k;
+    r->mad_lo = 0;
+    r->sorted[0] = INFINITY;
 }
 
 /* First index i in a[0..n) with a[i] >= x (lower bound). Branch-free: the
@@ -33,52 +62,142 @@ static uint32_t lower_bound(const double *a, uint32_t n, double x)
     return (uint32_t)(base - a) + (*base < x);
 }
 
-/* lower_bound of x and of y in one loop: two independent dependency
- * chains the CPU runs side by side, for the latency of one. */
-static void lower_bound2(const double *a, uint32_t n, double x, double y, uint32_t *px, uint32_t *py)
+/* The MAD lower bound of the snapshot for up to refresh-1 replacements:
+ * half the shortest span of S holding h+1-(refresh-1) values (tda_roll.h).
+ * Four running minima: one would be a chain of dependent min operations. */
+static void bound_mad(tda_roll *r)
 {
-    const double *bx = a, *by = a;
+    const double *s = r->sorted;
+    uint32_t h = (r->n - 1) / 2, slack = r->refresh - 1;
+    if (h <= slack) {
+        r->mad_lo = 0;
+        return;
+    }
+    uint32_t span = h - slack, last = r->n - span, i = 0;   /* spans start at 0..last-1 */
+    double b0 = INFINITY, b1 = INFINITY, b2 = INFINITY, b3 = INFINITY;
+    for (; i + 4 <= last; i += 4) {
+        double d0 = s[i + span] - s[i], d1 = s[i + 1 + span] - s[i + 1];
+        double d2 = s[i + 2 + span] - s[i + 2], d3 = s[i + 3 + span] - s[i + 3];
+        b0 = d0 < b0 ? d0 : b0;
+        b1 = d1 < b1 ? d1 : b1;
+        b2 = d2 < b2 ? d2 : b2;
+        b3 = d3 < b3 ? d3 : b3;
+    }
+    for (; i < last; i++) {
+        double d = s[i + span] - s[i];
+        b0 = d < b0 ? d : b0;
+    }
+    b0 = b1 < b0 ? b1 : b0;
+    b2 = b3 < b2 ? b3 : b2;
+    r->mad_lo = 0.5 * (b2 < b0 ? b2 : b0) * (1 - 1e-12);
+}
+
+/* lower_bound of each of xs[0..m) in a[0..n), side by side: every search
+ * takes the same steps (n halves the same way), so the inner loop runs m
+ * independent chains of load-compare-select, which the CPU overlaps,
+ * instead of one chain of dependent loads after another. */
+static void lower_bounds(const double *a, uint32_t n, const double *xs, uint32_t m, uint32_t *out)
+{
+    uint32_t base[2 * REFRESH_MAX];
+    for (uint32_t k = 0; k < m; k++)
+        base[k] = 0;
     while (n > 1) {
         uint32_t half = n / 2;
-        bx = bx[half] < x ? bx + half : bx;
-        by = by[half] < y ? by + half : by;
+        for (uint32_t k = 0; k < m; k++)
+            base[k] = a[base[k] + half] < xs[k] ? base[k] + half : base[k];
         n -= half;
     }
-    *px = (uint32_t)(bx - a) + (*bx < x);
-    *py = (uint32_t)(by - a) + (*by < y);
+    for (uint32_t k = 0; k < m; k++)
+        out[k] = base[k] + (a[base[k]] < xs[k]);
+}
+
+/* Bring the snapshot up to date with the j values that left and the j that
+ * came since, in one pass into the spare array. A merge that compares
+ * element by element is a chain of dependent loads and compares (about 12
+ * cycles per element, measured); here every position is known before the
+ * pass:
+ *   - all 2j values are located by binary search, side by side;
+ *   - a value that left is marked at its place (an equal value that left
+ *     too takes the next copy);
+ *   - a value that came goes before the first snapshot value >= it;
+ * so snapshot value i lands at i + (came before it) - (marked before it),
+ * two running counts, and the values that came before snapshot value i
+ * fill the slots just before it, in order. A marked value is written too,
+ * and overwritten by whatever comes next. */
+static void merge(tda_roll *r)
+{
+    uint32_t j = r->pending, n = r->n;
+    if (!j)
+        return;
+    const double *s = r->sorted, *came = r->came;
+    double *t = r->spare;
+    uint8_t *rm = r->marks, *ins = r->marks + n + 1;
+    uint32_t *first = r->first, pos[2 * REFRESH_MAX];
+    memcpy(r->gone + j, came, j * sizeof *came);    /* gone has room: one search for both */
+    lower_bounds(s, n, r->gone, 2 * j, pos);
+    memset(r->marks, 0, 2 * ((size_t)n + 1));
+    for (uint32_t k = 0; k < j; k++) {
+        uint32_t p = pos[k];
+        while (rm[p])           /* an equal value left before: its next copy */
+            p++;
+        rm[p] = 1;
+        ins[pos[j + k]]++;
+    }
+    uint32_t nins = 0, nrm = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        first[i] = i + nins - nrm;      /* the first slot of what came before s[i] */
+        nins += ins[i];
+        t[i + nins - nrm] = s[i];
+        nrm += rm[i];
+    }
+    first[n] = n + nins - nrm;
+    /* Values that came at the same place (rare) are put in order there. */
+    memset(rm, 0, (size_t)n + 1);
+    for (uint32_t k = 0; k < j; k++) {
+        uint32_t p = pos[j + k], m = rm[p]++, q = first[p] + m;
+        double x = came[k];
+        while (m > 0 && t[q - 1] > x) {
+            t[q] = t[q - 1];
+            q--;
+            m--;
+        }
+        t[q] = x;
+    }
+    t[n] = INFINITY;
+    r->spare = r->sorted;
+    r->sorted = t;
+    r->pending = 0;
+    bound_mad(r);
 }
 
 void tda_roll_push(tda_roll *r, double x)
 {
     double *s = r->sorted;
     if (r->n < r->w) {
+        /* Filling: insert in place (w times in a series' life). */
         uint32_t p = lower_bound(s, r->n, x);
         memmove(s + p + 1, s + p, (r->n - p) * sizeof *s);
         s[p] = x;
-        r->n++;
-    } else {
-        /* The oldest value leaves at position o, x enters at p (the first
-         * element >= x); shift only what lies between the two positions. */
-        double old = r->ring[r->head];
-        uint32_t o, p;
-        lower_bound2(s, r->n, old, x, &o, &p);
-        if (x > old) {              /* p > o */
-            memmove(s + o, s + o + 1, (p - o - 1) * sizeof *s);
-            s[p - 1] = x;
-        } else {                    /* p <= o */
-            memmove(s + p + 1, s + p, (o - p) * sizeof *s);
-            s[p] = x;
-        }
+        s[++r->n] = INFINITY;
+        r->ring[r->head] = x;
+        r->head = r->head + 1 == r->w ? 0 : r->head + 1;
+        if (r->n == r->w)
+            bound_mad(r);
+        return;
     }
+    r->gone[r->pending] = r->ring[r->head];
+    r->came[r->pending] = x;
     r->ring[r->head] = x;
     r->head = r->head + 1 == r->w ? 0 : r->head + 1;
-    r->age += r->age < TDA_ROLL_REFRESH;
+    if (++r->pending == r->refresh)
+        merge(r);
 }
 
-double tda_roll_median(const tda_roll *r)
+double tda_roll_median(tda_roll *r)
 {
     uint32_t n = r->n;
     assert(n >= 1);
+    merge(r);
     if (n & 1)
         return r->sorted[n / 2];
     return 0.5 * (r->sorted[n / 2 - 1] + r->sorted[n / 2]);
@@ -114,32 +233,13 @@ static double kth(const dist *d, uint32_t k)
     return a > b ? a : b;
 }
 
-double tda_roll_mad(const tda_roll *r, double m)
+double tda_roll_mad(tda_roll *r, double m)
 {
+    merge(r);
     dist d = {.s = r->sorted, .n = r->n, .m = m};
     d.split = lower_bound(r->sorted, r->n, m);
     uint32_t n = r->n;
     if (n & 1)
         return kth(&d, n / 2);
     return 0.5 * (kth(&d, n / 2 - 1) + kth(&d, n / 2));
-}
-
-double tda_roll_mad_lower(tda_roll *r, double m)
-{
-    assert(r->n == r->w);
-    if (r->age >= TDA_ROLL_REFRESH) {
-        /* Rank k - REFRESH of the distances from m: after j <= REFRESH
-         * replacements the MAD's rank statistic cannot fall below it (one
-         * replaced value moves each rank statistic by at most one place),
-         * and a median that moved by |dm| changes every distance by at
-         * most |dm|. */
-        dist d = {.s = r->sorted, .n = r->n, .m = m};
-        uint32_t k = (r->n - 1) / 2;   /* the lower middle rank: MAD >= it */
-        d.split = lower_bound(r->sorted, r->n, m);
-        r->ref_median = m;
-        r->ref_dist = k >= TDA_ROLL_REFRESH ? kth(&d, k - TDA_ROLL_REFRESH) : 0;
-        r->age = 0;
-    }
-    double lb = r->ref_dist - fabs(m - r->ref_median);
-    return lb > 0 ? lb : 0;
 }

@@ -1,22 +1,34 @@
 /* tda_roll.h - exact rolling median and MAD over the last w values of a
- * series, for robust z-scores (analysis/).
+ * series, for robust z-scores (analysis/), with cheap guaranteed bounds for
+ * the points that cannot be near a threshold.
  *
  * Why this structure: a detector scores every point as it arrives, in the
- * collector's ingest thread, within a budget of about 50 ns. The window is
- * kept twice: in arrival order (a ring, to know which value leaves) and
- * sorted (a plain array). Replacing the oldest value by the newest moves
- * only the elements between their two positions (one memmove, on average a
- * third of the window), found by binary search; the median is then O(1) and
- * the MAD, the median of |x - median|, is the k-th smallest element of two
- * sorted sequences (the distances below and above the median), found by a
- * binary search in O(log w). Nothing is approximate: the figures are those
- * of sorting the window. tda_roll_mad_lower spares even that search for
- * most points (see there).
+ * collector's ingest thread, within a budget of 50 ns, and almost every
+ * point is nowhere near a spike. So the window is kept in arrival order (a
+ * ring, written once per push) and as a sorted snapshot that lags behind by
+ * at most `refresh` pushes (w/8, 1..16): the values that left and came since
+ * are kept aside, and one merge pass brings the snapshot up to date every
+ * `refresh` pushes, or at once when somebody needs the exact figures. A
+ * merge of the sorted window with the few sorted changes costs a fraction of
+ * inserting them one by one (a binary search and a memmove each).
+ *
+ * Between merges tda_roll_bounds gives, in O(1), an interval that holds the
+ * exact median and a lower bound of the exact MAD of the current window
+ * (the argument is there). A detector judges a point against those first;
+ * only a point that might pass its threshold asks for the exact median and
+ * MAD (tda_roll_median, tda_roll_mad), which merge first. Nothing is
+ * approximate: the exact figures are those of sorting the window, and the
+ * bounds are bounds, rounding included.
  *
  * Use:
+ *     double *buf = malloc(tda_roll_buf_len(128) * sizeof *buf);   // owned by the caller
  *     tda_roll r;
- *     tda_roll_init(&r, buf, 128);        // buf: 2*128 doubles, owned by the caller
- *     if (tda_roll_full(&r)) { double m = tda_roll_median(&r), s = tda_roll_mad(&r, m); ... }
+ *     tda_roll_init(&r, buf, 128);
+ *     if (tda_roll_full(&r)) {
+ *         double lo, hi, mad_lo;
+ *         tda_roll_bounds(&r, &lo, &hi, &mad_lo);            // lo <= median <= hi, mad_lo <= MAD
+ *         if (...might pass...) { double m = tda_roll_median(&r), s = tda_roll_mad(&r, m); ... }
+ *     }
  *     tda_roll_push(&r, x);              // x finite (callers keep NaN and Inf out)
  */
 #ifndef TRAINSCOPE_TDA_ROLL_H
@@ -29,33 +41,57 @@
 
 typedef struct tda_roll {
     double *ring;           /* w values in arrival order; ring[head] is the oldest once full */
-    double *sorted;         /* the same values, ascending */
+    double *sorted;         /* the snapshot, ascending; sorted[n] = +Inf (the merge's sentinel) */
+    double *spare;          /* the merge writes here, then the two swap */
+    double *gone, *came;    /* values that left / came since the snapshot (full window only) */
+    uint8_t *marks;         /* merge scratch: removed (w + 1), then insertions per position (w + 1) */
+    uint32_t *first;        /* merge scratch: the first slot of what goes before each position (w + 1) */
     uint32_t w;             /* window length */
     uint32_t n;             /* values held (< w while filling) */
     uint32_t head;          /* next slot of ring to write */
-    uint32_t age;           /* pushes since ref_dist was computed */
-    double ref_median;      /* the median when ref_dist was computed */
-    double ref_dist;        /* a distance rank TDA_ROLL_REFRESH below the MAD's, then */
+    uint32_t pending;       /* replacements since the snapshot (< refresh) */
+    uint32_t refresh;       /* merge after this many replacements */
+    double mad_lo;          /* MAD lower bound valid up to refresh - 1 replacements */
 } tda_roll;
 
-/* How many pushes a lower bound of the MAD stays valid for. */
-#define TDA_ROLL_REFRESH 8
-
-/* buf holds 2*w doubles and outlives r. w >= 2. */
+/* Doubles the caller's buffer holds for a window of w. */
+size_t tda_roll_buf_len(uint32_t w);
+/* buf holds tda_roll_buf_len(w) doubles and outlives r. w >= 2. */
 void tda_roll_init(tda_roll *r, double *buf, uint32_t w);
 static inline int tda_roll_full(const tda_roll *r) { return r->n == r->w; }
 /* Add x (finite); once full, the oldest value leaves. */
 void tda_roll_push(tda_roll *r, double x);
-/* Median of the values held (n >= 1): the mean of the two middle ones when n is even. */
-double tda_roll_median(const tda_roll *r);
+/* Median of the values held (n >= 1): the mean of the two middle ones when
+ * n is even. Brings the snapshot up to date first (hence not const). */
+double tda_roll_median(tda_roll *r);
 /* Median absolute deviation from m (m = tda_roll_median(r)), n >= 1. */
-double tda_roll_mad(const tda_roll *r, double m);
-/* A lower bound of tda_roll_mad(r, m), for a full window: exact bookkeeping,
- * not an estimate. Every TDA_ROLL_REFRESH pushes it computes one rank
- * statistic (O(log w)); in between it costs a subtraction. A detector
- * compares |x - m| with threshold x bound first and computes the exact MAD
- * only for the rare point that passes, so the findings are those of the
- * exact MAD at a fraction of the cost. */
-double tda_roll_mad_lower(tda_roll *r, double m);
+double tda_roll_mad(tda_roll *r, double m);
+
+/* For a full window, in O(1) and without merging: *lo <= median <= *hi and
+ * *mad_lo <= MAD, for the window as it is now, with the median and MAD
+ * exactly as tda_roll_median and tda_roll_mad compute them in floating
+ * point.
+ *
+ * Why they hold, with j = pending replacements since the snapshot S
+ * (ascending, n values) and h = (n-1)/2, the lower middle rank:
+ *   - one replacement moves every order statistic by at most one rank of
+ *     S, so the new lower middle value is >= S[h-j] and the upper middle
+ *     <= S[n/2+j]; the median (one of them, or their mean) lies between,
+ *     and rounding is monotone, so the computed median does too;
+ *   - the MAD is at least d, the (h+1)-th smallest distance from the
+ *     median m: [m-d, m+d] holds h+1 values of the window, at least h+1-j
+ *     of them from S. So S has h+1-j values within 2d of each other, and
+ *     2d >= min over i of S[i+h-j] - S[i], the shortest such span, which
+ *     the merge computes once for j = refresh-1 (the worst case). The
+ *     factor (1 - 1e-12) covers the rounding of the distances.
+ * For normal data with w = 128 the MAD bound is about 0.7 of the MAD and
+ * the median within a quarter sigma: a point must be more than about 4
+ * sigma from the median before a 6-sigma detector needs the exact figures. */
+static inline void tda_roll_bounds(const tda_roll *r, double *lo, double *hi, double *mad_lo)
+{
+    *lo = r->sorted[(r->n - 1) / 2 - r->pending];
+    *hi = r->sorted[r->n / 2 + r->pending];
+    *mad_lo = r->mad_lo;
+}
 
 #endif
