@@ -77,13 +77,22 @@ static void add_i64(cJSON *obj, const char *key, int64_t v)
     cJSON_AddRawToObject(obj, key, buf);
 }
 
-/* Non-finite floats are not JSON: written as null. */
+/* Non-finite floats are not JSON: written as null. Finite ones with the
+ * fewest digits that parse back to the same bits: cJSON's own printing
+ * settles for 15 digits that are merely close. */
 static void add_f64(cJSON *obj, const char *key, double v)
 {
-    if (isfinite(v))
-        cJSON_AddNumberToObject(obj, key, v);
-    else
+    char buf[40];
+    if (!isfinite(v)) {
         cJSON_AddNullToObject(obj, key);
+        return;
+    }
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    cJSON_AddRawToObject(obj, key, buf);
 }
 
 static void fail(api_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -261,7 +261,7 @@ static int read_more(server *s, int timeout_ms)
 static char *take_line(server *s)
 {
     for (;;) {
-        char *nl = memchr(s->buf, '\n', s->len);
+        char *nl = s->len ? memchr(s->buf, '\n', s->len) : NULL;
         if (!nl) {
             if (s->len > MAX_LINE) {
                 if (!s->skipping)

@@ -90,14 +90,23 @@ static cJSON *i64_item(int64_t v)
     return cJSON_CreateRaw(buf);
 }
 
-/* JSON has no NaN or infinity: "nan", "inf", "-inf" (docs/report-schema.md). */
+/* JSON has no NaN or infinity: "nan", "inf", "-inf" (docs/report-schema.md).
+ * Finite values are printed with the fewest digits that parse back to the
+ * same 64 bits (cJSON's own printing accepts 15 digits that are merely
+ * close, which would change values). */
 static cJSON *num_item(double v)
 {
+    char buf[40];
     if (isnan(v))
         return cJSON_CreateString("nan");
     if (isinf(v))
         return cJSON_CreateString(v < 0 ? "-inf" : "inf");
-    return cJSON_CreateNumber(v);
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return cJSON_CreateRaw(buf);
 }
 
 static void add_num(cJSON *o, const char *k, double v)
@@ -230,7 +239,9 @@ static cJSON *run_summary(const tss_run *r)
     add_time(o, "last_update", r->updated_ns);
     add_time(o, "ended", r->ended_ns);
     int64_t end = r->ended_ns > 0 ? r->ended_ns : r->updated_ns;
-    add_num(o, "duration_s", end > r->created_ns ? (double)(end - r->created_ns) / 1e9 : 0);
+    /* Milliseconds are all a reader needs (and what a collector's API,
+     * whose times arrive as JSON doubles, keeps exactly). */
+    add_num(o, "duration_s", end > r->created_ns ? (double)((end - r->created_ns) / 1000000) / 1e3 : 0);
     cJSON_AddNumberToObject(o, "world_size", r->world_size);
     add_i64(o, "metrics", r->series);
     add_i64(o, "points", r->points);
@@ -814,7 +825,7 @@ static cJSON *tool_wait_for(tmcp_tools *t, args *a)
         add_i64(body, "step_last", w.step_last);
     else
         cJSON_AddNullToObject(body, "step_last");
-    add_num(body, "waited_s", (double)(mono_ms() - t0) / 1000.0);
+    add_num(body, "waited_s", (double)(mono_ms() - t0) / 1e3);
     arr = cJSON_AddArrayToObject(body, "new_findings");
     for (size_t i = 0; i < w.nf; i++)
         if (w.f[i].id > seen)
