@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,7 +335,7 @@ static int wait_interrupted(void *ctx, int wait_ms)
 int tmcp_main(int argc, char **argv)
 {
     const char *target = NULL;
-    int allow_write = 0, status = 1;
+    int allow_write = 0;
     char err[1024];
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -364,6 +365,9 @@ int tmcp_main(int argc, char **argv)
         fprintf(stderr, "usage: trainscope mcp (STORE | tcp://HOST:PORT) [--allow-write]\n");
         return 2;
     }
+    /* A client that goes away while a reply is written must not kill us
+     * with SIGPIPE before the store is closed; the write just fails. */
+    signal(SIGPIPE, SIG_IGN);
     server s = { .tools = { .allow_write = allow_write, .self_exe = "/proc/self/exe" } };
     if (tmcp_src_open(&s.tools.src, target, err, sizeof err) < 0) {
         fprintf(stderr, "trainscope mcp: %s\n", err);
@@ -393,11 +397,10 @@ int tmcp_main(int argc, char **argv)
         s.buf[s.len] = 0;
         handle_line(&s, s.buf);
     }
-    status = 0;
     for (size_t i = s.qhead; i < s.nqueue; i++)
         free(s.queue[i]);
     free(s.queue);
     free(s.buf);
     tmcp_src_close(s.tools.src);
-    return status;
+    return 0;
 }

@@ -564,6 +564,42 @@ int tmcp_src_find_run(tmcp_src *s, const char *name, tss_run *run)
     return rc;
 }
 
+typedef struct status_find {
+    int64_t id;
+    char *buf;
+    size_t cap;
+    int found;
+} status_find;
+
+static int status_of(void *ctx, const tss_run *run)
+{
+    status_find *f = ctx;
+    if (run->id != f->id)
+        return 0;
+    snprintf(f->buf, f->cap, "%s", run->status ? run->status : "");
+    f->found = 1;
+    return -1;
+}
+
+int tmcp_src_run_status(tmcp_src *s, const tss_run *run, char *buf, size_t cap)
+{
+    if (s->remote) {
+        char label[1100];
+        tss_run now;
+        tmcp_run_label(run, label, sizeof label);
+        int rc = tmcp_src_find_run(s, label, &now);
+        if (rc == 0)
+            snprintf(buf, cap, "%s", now.status);
+        tmcp_run_clear(&now);
+        return rc;
+    }
+    status_find f = { .id = run->id, .buf = buf, .cap = cap };
+    int rc = tss_chunks_runs(s->chunks, status_of, &f);
+    if (rc < 0 && !f.found)
+        return store_fail(s, rc);
+    return f.found ? 0 : fail(s, -ENOENT, "the run is no longer in the store");
+}
+
 int tmcp_src_series(tmcp_src *s, const tss_run *run, tss_series **out, size_t *n)
 {
     *out = NULL;

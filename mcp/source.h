@@ -42,6 +42,10 @@ void tmcp_run_clear(tss_run *run);
 /* The display name of a run: project/name, or name. */
 void tmcp_run_label(const tss_run *r, char *buf, size_t cap);
 
+/* The run's current status ("running", "finished", ...) into buf. On a
+ * store this reads the runs table alone, not the chunk counts that
+ * tmcp_src_find_run sums, so that wait_for can ask often. */
+int tmcp_src_run_status(tmcp_src *s, const tss_run *run, char *buf, size_t cap);
 int tmcp_src_series(tmcp_src *s, const tss_run *run, tss_series **out, size_t *n);
 int tmcp_src_events(tmcp_src *s, const tss_run *run, tss_event **out, size_t *n);
 int tmcp_src_gaps(tmcp_src *s, const tss_run *run, tss_gap **out, size_t *n);

@@ -737,26 +737,23 @@ static int64_t mono_ms(void)
 
 /* What wait_for watches: the run's status, its highest step, its findings. */
 typedef struct watch {
-    tss_run run;
+    tss_run run;                /* found once; status is read again each look */
+    char status[64];
     int64_t step_last;          /* INT64_MIN without points */
     tss_finding *f;
     size_t nf;
 } watch;
 
-static void watch_clear(watch *w)
-{
-    tmcp_run_clear(&w->run);
-    tss_free_findings(w->f, w->nf);
-    w->f = NULL;
-    w->nf = 0;
-}
-
-static int watch_read(tmcp_tools *t, const char *name, watch *w)
+/* One look: status, the run's series (for the highest step), findings. */
+static int watch_read(tmcp_tools *t, watch *w)
 {
     tss_series *s;
     size_t n;
-    watch_clear(w);
-    if (tmcp_src_find_run(t->src, name, &w->run) < 0 || tmcp_src_series(t->src, &w->run, &s, &n) < 0)
+    tss_free_findings(w->f, w->nf);
+    w->f = NULL;
+    w->nf = 0;
+    if (tmcp_src_run_status(t->src, &w->run, w->status, sizeof w->status) < 0 ||
+        tmcp_src_series(t->src, &w->run, &s, &n) < 0)
         return -1;
     w->step_last = INT64_MIN;
     for (size_t i = 0; i < n; i++)
@@ -779,9 +776,10 @@ static cJSON *tool_wait_for(tmcp_tools *t, args *a)
         return tool_error("wait_for needs 'step' (wait until the run logs that step) and/or 'new_finding': true "
                           "(wait until the detectors report something new)");
     watch w = {0};
-    if (watch_read(t, name, &w) < 0) {
-        watch_clear(&w);
-        return tool_error("%s", tmcp_src_errmsg(t->src));
+    cJSON *res = NULL;
+    if (tmcp_src_find_run(t->src, name, &w.run) < 0 || watch_read(t, &w) < 0) {
+        res = tool_error("%s", tmcp_src_errmsg(t->src));
+        goto done;
     }
     int64_t seen = 0, t0 = mono_ms(), deadline = t0 + (int64_t)(timeout * 1000);
     for (size_t i = 0; i < w.nf; i++)
@@ -796,7 +794,7 @@ static cJSON *tool_wait_for(tmcp_tools *t, args *a)
             why = "step";
         else if (new_finding && nfresh)
             why = "new_finding";
-        else if (strcmp(w.run.status, "running") != 0)
+        else if (strcmp(w.status, "running") != 0)
             why = "run_ended";
         else if (mono_ms() >= deadline)
             why = "timeout";
@@ -810,9 +808,9 @@ static cJSON *tool_wait_for(tmcp_tools *t, args *a)
         }
         if (!t->interrupted)
             poll(NULL, 0, WAIT_TICK_MS);
-        if (tmcp_src_changed(t->src) && watch_read(t, name, &w) < 0) {
-            watch_clear(&w);
-            return tool_error("%s", tmcp_src_errmsg(t->src));
+        if (tmcp_src_changed(t->src) && watch_read(t, &w) < 0) {
+            res = tool_error("%s", tmcp_src_errmsg(t->src));
+            goto done;
         }
     }
     cJSON *body = cJSON_CreateObject(), *arr;
@@ -820,7 +818,7 @@ static cJSON *tool_wait_for(tmcp_tools *t, args *a)
     tmcp_run_label(&w.run, label, sizeof label);
     cJSON_AddStringToObject(body, "reached", why);
     cJSON_AddStringToObject(body, "run", label);
-    cJSON_AddStringToObject(body, "status", w.run.status);
+    cJSON_AddStringToObject(body, "status", w.status);
     if (w.step_last != INT64_MIN)
         add_i64(body, "step_last", w.step_last);
     else
@@ -830,8 +828,11 @@ static cJSON *tool_wait_for(tmcp_tools *t, args *a)
     for (size_t i = 0; i < w.nf; i++)
         if (w.f[i].id > seen)
             cJSON_AddItemToArray(arr, finding_item(&w.f[i]));
-    watch_clear(&w);
-    return json_result(body);
+    res = json_result(body);
+done:
+    tmcp_run_clear(&w.run);
+    tss_free_findings(w.f, w.nf);
+    return res;
 }
 
 /* ---- annotate ------------------------------------------------------------------- */
