@@ -213,11 +213,15 @@ static void draw_heat_hover(tvv_view *v, tvr_canvas *cv, const panel *p, const u
     tvv__tooltip(v, cv, v->hover_x, v->hover_y, lines, colours, nl);
 }
 
-/* Paint the cells: rows in order, rows sharing a pixel row folded. */
+/* Paint the cells: rows in order, rows sharing a pixel row folded. A row's
+ * colours are computed once into rowpx (0: empty, left as it is; rowpx has
+ * 2 * ncols + 2 entries, the rest for its runs of cells) and copied straight
+ * into the canvas rows it covers, inside the clip. */
 static void paint_cells(tvr_canvas *cv, const panel *p, const unsigned char *st, const double *val,
-                        size_t nrows, size_t ncols, unsigned char *acc_st, double *acc_val)
+                        size_t nrows, size_t ncols, unsigned char *acc_st, double *acc_val, uint32_t *rowpx)
 {
-    tvr_rect pl = p->plot;
+    tvr_rect pl = p->plot, cl = cv->clip;
+    int xa = pl.x > cl.x ? pl.x : cl.x, xb = pl.x + (int)ncols < cl.x + cl.w ? pl.x + (int)ncols : cl.x + cl.w;
     size_t R = 0;
     while (R < nrows) {
         int gy0, gy1;
@@ -233,12 +237,33 @@ static void paint_cells(tvr_canvas *cv, const panel *p, const unsigned char *st,
             for (size_t i = 0; i < ncols; i++)
                 fold_cell(&acc_st[i], &acc_val[i], st[R * ncols + i], val[R * ncols + i]);
         }
-        for (size_t i = 0; i < ncols; i++) {
-            if (acc_st[i] == CELL_EMPTY)
+        for (size_t i = 0; i < ncols; i++)
+            rowpx[i] = acc_st[i] == CELL_EMPTY ? 0
+                     : acc_st[i] == CELL_NONFINITE ? TVH_NONFINITE
+                     : tvh_colour(tvh_scale(acc_val[i], p->clo, p->chi, p->clog));
+        /* the runs of non-empty cells inside the clip, as (start, end) pairs
+         * after the row's colours: each pixel row is then a few memcpys */
+        uint32_t *seg = rowpx + ncols;
+        size_t nseg = 0;
+        for (int x = xa; x < xb;) {
+            if (!rowpx[x - pl.x]) {
+                x++;
                 continue;
-            uint32_t c = acc_st[i] == CELL_NONFINITE ? TVH_NONFINITE
-                                                     : tvh_colour(tvh_scale(acc_val[i], p->clo, p->chi, p->clog));
-            tvr_fill(cv, (tvr_rect){pl.x + (int)i, gy0, 1, gy1 - gy0}, c);
+            }
+            int e = x;
+            while (e < xb && rowpx[e - pl.x])
+                e++;
+            seg[2 * nseg] = (uint32_t)x;
+            seg[2 * nseg + 1] = (uint32_t)e;
+            nseg++;
+            x = e;
+        }
+        int ya = gy0 > cl.y ? gy0 : cl.y, yb = gy1 < cl.y + cl.h ? gy1 : cl.y + cl.h;
+        for (int y = ya; y < yb; y++) {
+            uint32_t *row = cv->px + (size_t)y * (size_t)cv->pitch;
+            for (size_t k = 0; k < nseg; k++)
+                memcpy(row + seg[2 * k], rowpx + (seg[2 * k] - (uint32_t)pl.x),
+                       (size_t)(seg[2 * k + 1] - seg[2 * k]) * sizeof *row);
         }
     }
 }
@@ -268,7 +293,8 @@ int tvv__render_heat(tvv_view *v, tvr_canvas *cv, panel *p, int64_t *points)
     }
     size_t nslots = assign_slots(v, p, shown), nrows = nslots * p->nlayers, ncell = nrows * ncols;
     if (tvv__grow((void **)&v->hval, &v->hval_cap, ncell + ncols, sizeof(double)) < 0 ||
-        tvv__grow((void **)&v->hstate, &v->hstate_cap, ncell + ncols, 1) < 0)
+        tvv__grow((void **)&v->hstate, &v->hstate_cap, ncell + ncols, 1) < 0 ||
+        tvv__grow((void **)&v->hrow, &v->hrow_cap, 2 * ncols + 2, sizeof(uint32_t)) < 0)
         return -ENOMEM;
     unsigned char *st = v->hstate;
     double *val = v->hval;
@@ -295,7 +321,7 @@ int tvv__render_heat(tvv_view *v, tvr_canvas *cv, panel *p, int64_t *points)
     draw_colour_bar(v, cv, p);
     tvr_set_clip(cv, pl);
     if (nrows > 0)
-        paint_cells(cv, p, st, val, nrows, ncols, st + ncell, val + ncell);
+        paint_cells(cv, p, st, val, nrows, ncols, st + ncell, val + ncell, v->hrow);
     tvv__draw_findings(v, cv, p);
     tvr_reset_clip(cv);
     tvr_outline(cv, (tvr_rect){pl.x - 1, pl.y - 1, pl.w + 2, pl.h + 2}, FRAME);

@@ -341,6 +341,7 @@ void tvv_destroy(tvv_view *v)
     free(v->hval);
     free(v->hstate);
     free(v->hslot);
+    free(v->hrow);
     free(v->frows);
     free(v);
 }

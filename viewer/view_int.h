@@ -119,6 +119,8 @@ struct tvv_view {
     unsigned char *hstate;      /* per cell: 0 empty, 1 finite value, 2 NaN or Inf */
     size_t hstate_cap;
     size_t *hslot;              /* per run: its block of rows in the heatmap, or SIZE_MAX */
+    uint32_t *hrow;             /* scratch: one pixel row of cell colours, and its runs */
+    size_t hrow_cap;
     size_t hslot_cap;
     const char *const *help_lines;
     size_t nhelp;
