@@ -67,7 +67,7 @@ static const char *const help_lines[] = {
     "space  [  ]  Home\treplay: play / pause, seek -/+ 10%, restart",
     "PageUp  PageDown\treplay faster / slower",
     "h  ?  F1\tthis help",
-    "q  Esc\tquit",
+    "q  Esc\tquit (Esc closes the findings list first)",
 };
 #define NHELP (sizeof help_lines / sizeof help_lines[0])
 

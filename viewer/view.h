@@ -25,6 +25,8 @@
  * points stays background. With several runs shown, each run gets its block
  * of rows (in legend order, marked with the run's colour at the left). More
  * rows than pixels: rows sharing a pixel row show their largest value.
+ * Finding markers are drawn on a heatmap as on a line panel; events and
+ * dropped-data shading are not (a dropped range is empty cells already).
  * tvv_toggle_heatmaps shows such groups as line panels instead.
  *
  * Findings (model.h tvm_finding): a marker per finding in its panel, with a
