@@ -277,8 +277,9 @@ async function testStore(client) {
 // ---- a live run ------------------------------------------------------------------
 
 async function testLive(client) {
-  // 800 steps at 10 ms: about 8 s, a NaN at step 450.
-  const done = publisher('live', 800, ['--sleep-ms', '10', '--nan', '450']);
+  // 900 steps at 10 ms: about 9 s, a NaN at step 600 (3 s after step 300,
+  // so the second wait begins before it).
+  const done = publisher('live', 900, ['--sleep-ms', '10', '--nan', '600']);
   let before = null;
   for (let i = 0; i < 200 && !before; i++) {
     const r = await call(client, 'describe_run', { run: 'live' });
@@ -293,13 +294,13 @@ async function testLive(client) {
   await client.ping();
   order.push('ping');
   let r = await waiting;
-  check(r.json.reached === 'step' && r.json.step_last >= 300 && r.json.step_last < 450 && r.json.status === 'running' &&
+  check(r.json.reached === 'step' && r.json.step_last >= 300 && r.json.step_last < 600 && r.json.status === 'running' &&
     r.json.waited_s > 0.3, `wait_for: returns when the live run reaches step 300 (${r.text})`);
   check(isDeepStrictEqual(order, ['ping', 'wait']), 'a ping is answered while wait_for blocks');
 
   r = await call(client, 'wait_for', { run: 'live', new_finding: true, timeout_s: 60 });
-  check(r.json.reached === 'new_finding' && r.json.new_findings.some((f) => f.kind === 'nan' && f.steps[0] === 450),
-    `wait_for: returns with the NaN finding at step 450 as the detectors store it (${r.text})`);
+  check(r.json.reached === 'new_finding' && r.json.new_findings.some((f) => f.kind === 'nan' && f.steps[0] === 600),
+    `wait_for: returns with the NaN finding at step 600 as the detectors store it (${r.text})`);
 
   const ctl = new AbortController();
   setTimeout(() => ctl.abort(), 300);
@@ -313,7 +314,7 @@ async function testLive(client) {
   check(r.json.runs.length === 1, 'the server answers normally after a cancelled wait');
   check((await done) === 0, 'the live publisher finished');
   r = await call(client, 'wait_for', { run: 'live', step: 1e12, timeout_s: 30 });
-  check(r.json.reached === 'run_ended' && r.json.step_last === 799, `wait_for: run_ended once the run finishes (${r.text})`);
+  check(r.json.reached === 'run_ended' && r.json.step_last === 899, `wait_for: run_ended once the run finishes (${r.text})`);
 }
 
 // ---- a collector's API, and writes ---------------------------------------------
@@ -345,6 +346,14 @@ async function testRemote(storeClient, api) {
   r = await call(client, 'annotate', { run: 'nope', step: 1, text: 'x' });
   check(r.err && /unknown run/.test(r.text), 'tcp://: annotate on an unknown run is a tool error');
 
+  // The op itself checks what it is given.
+  const q = await run(TS, ['query', api, '{"op":"annotate","run":"base","text":"x"}']);
+  check(q.code === 1 && /annotate needs \\"step\\"/.test(q.stdout), `api: annotate without a step is refused (${q.stdout.trim()})`);
+  // Half a key set-up is refused before anything is sent.
+  const k = await run(TS, ['mcp', api], { ...process.env, TRAINSCOPE_SERVER_KEY: 'x'.repeat(40) });
+  check(k.code === 1 && k.stdout === '' && /TRAINSCOPE_CLIENT_KEY/.test(k.stderr),
+    `tcp:// with a server key but no client key: exit 1 naming the variable (${k.stderr.trim()})`);
+
   // The store itself cannot be written while the collector holds it.
   const writer = await connect([STORE, '--allow-write']);
   r = await call(writer, 'annotate', { run: 'base', step: 5, text: 'direct' });
@@ -374,6 +383,9 @@ async function main() {
   check(!r.err && r.json.written, `STORE --allow-write without a collector: annotate writes the file (${r.text})`);
   r = await call(client, 'describe_run', { run: 'exp/other' });
   check(r.json.events.some((e) => e.kind === 'review' && e.step === 9), 'the direct note is in the store');
+  const gone = await run(TS, ['mcp', api]);
+  check(gone.code === 1 && /no reply from the collector/.test(gone.stderr),
+    `tcp:// with no collector there: exit 1, saying so (${gone.stderr.trim()})`);
   await disconnect(writer);
   await disconnect(client);
 
