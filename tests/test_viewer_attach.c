@@ -21,6 +21,10 @@
  *   not_json_peer_fails             a peer that answers garbage
  *   malformed_live_ignored          LIVE frames broken every way are counted
  *                                   and dropped; the valid one after them shows
+ *   findings_over_the_network       the collector's detectors find a spike and
+ *                                   a NaN: the model has them at attach, equal
+ *                                   to the store's; a spike logged while
+ *                                   attached shows within 2.5 s
  *
  * Usage: test_viewer_attach PATH/TO/trainscope [--file-history]
  * --file-history also runs the first test with "?history=file" (history
@@ -284,7 +288,164 @@ static void log_steps(ts_run *r, int64_t from, int64_t to)
     }
 }
 
+/* A finding of the model, by kind and step (SIZE_MAX: none). */
+static size_t finding_index(tvm_source *src, const char *kind, int64_t step)
+{
+    for (size_t i = 0; i < tvm_finding_count(src); i++) {
+        const tvm_finding *f = tvm_finding_at(src, i);
+        if (strcmp(f->kind, kind) == 0 && f->step_first == step)
+            return i;
+    }
+    return SIZE_MAX;
+}
+
+typedef struct want_finding { const char *kind; int64_t step; } want_finding;
+
+static int has_finding(tvm_source *src, const void *arg)
+{
+    const want_finding *w = arg;
+    return finding_index(src, w->kind, w->step) != SIZE_MAX;
+}
+
+/* The one sentence of a stored finding's detail ("" when none). */
+static void detail_message(const char *detail, char *out, size_t len)
+{
+    const char *k = detail ? strstr(detail, "\"message\":\"") : NULL;
+    size_t n = 0;
+    if (k)
+        for (k += 11; k[n] && k[n] != '"' && n + 1 < len; n++)
+            out[n] = k[n];
+    out[n] = 0;
+}
+
+/* Every finding the store holds for the model's runs is in the model with
+ * the same run, series, rank, kind, severity, steps and message, and the
+ * model has no other. */
+static int findings_equal_store(tvm_source *src, const char *store_path)
+{
+    tss_store *st;
+    char err[512];
+    size_t total = 0;
+    int same = 1;
+    if (tss_open(&st, store_path, NULL, err, sizeof err) < 0) {
+        printf("open %s: %s\n", store_path, err);
+        return 0;
+    }
+    for (size_t r = 0; r < tvm_run_count(src); r++) {
+        tss_finding *f = NULL;
+        size_t n = 0;
+        if (tss_list_findings(st, tvm_run_at(src, r)->id, &f, &n) < 0) {
+            same = 0;
+            continue;
+        }
+        total += n;
+        for (size_t i = 0; i < n; i++) {
+            size_t k = finding_index(src, f[i].kind, f[i].step_first);
+            const tvm_finding *m = k == SIZE_MAX ? NULL : tvm_finding_at(src, k);
+            const tvm_series *ms = m && m->series >= 0 ? tvm_series_at(src, (size_t)m->series) : NULL;
+            char msg[512];
+            detail_message(f[i].detail, msg, sizeof msg);
+            if (!m || m->run != r || m->rank != f[i].rank || strcmp(m->severity, f[i].severity) != 0 ||
+                m->step_last != f[i].step_last || strcmp(m->message, msg) != 0 ||
+                (f[i].series_id ? !ms || ms->id != f[i].series_id : m->series != -1)) {
+                printf("  finding %s at %" PRId64 " of run %zu: model %s\n", f[i].kind, f[i].step_first, r,
+                       m ? "differs" : "has none");
+                same = 0;
+            }
+        }
+        tss_free_findings(f, n);
+    }
+    tss_close(st);
+    if (total != tvm_finding_count(src)) {
+        printf("  store %zu findings, model %zu\n", total, tvm_finding_count(src));
+        same = 0;
+    }
+    return same && total > 0;
+}
+
+/* A decaying loss with a little noise (a fixed LCG, Box-Muller), as the
+ * detectors expect of a loss; spike_at gets +2 (about 60 robust sigma),
+ * nan_at a NaN. */
+static double gauss(void)
+{
+    static uint64_t x = 88172645463325252ull;
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    double u1 = ((double)(x >> 11) + 0.5) / 9007199254740992.0;
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    double u2 = ((double)(x >> 11) + 0.5) / 9007199254740992.0;
+    return sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+static void log_loss(ts_run *r, int64_t from, int64_t to, int64_t spike_at, int64_t nan_at)
+{
+    int loss = ts_metric(r, "train/loss");
+    for (int64_t s = from; s < to; s++) {
+        double v = 2.0 + 3.0 * exp(-(double)s / 250.0) + 0.03 * gauss();
+        if (s == spike_at)
+            v += 2.0;
+        if (s == nan_at)
+            v = NAN;
+        ts_log_id(r, loss, s, v);
+    }
+}
+
 /* ---- the tests ---------------------------------------------------------------- */
+
+/* The collector runs its default online detectors (analysis/): what they
+ * store reaches a viewer attached over the API (the `findings` op), at
+ * attach and while it follows the run. */
+static void findings_over_the_network(void)
+{
+    collector c;
+    collector_init(&c, "findings");
+    CHECK(collector_start(&c) == 0);
+    ts_run *pub = publisher(&c, "found");
+    CHECK(pub != NULL);
+    if (!pub)
+        goto done_pub;
+    log_loss(pub, 0, 1000, 300, 850);
+    CHECK(ts_flush(pub, 10000) == 0);
+
+    tvm_source *src = NULL;
+    char err[512];
+    CHECK(tvm_open(&src, c.api, NULL, err, sizeof err) == 0);
+    if (!src)
+        goto done;
+    enum tvm_state ready = TVM_READY;
+    CHECK(poll_until(src, is_state, &ready, 10000));
+    /* At attach: both findings are in the model by the time it is READY
+     * (they are queued before the state), tied to the loss series. */
+    size_t loss = series_index(src, "found", "train/loss");
+    size_t spike = finding_index(src, "spike", 300), nan = finding_index(src, "nan", 850);
+    CHECK(loss != SIZE_MAX && spike != SIZE_MAX && nan != SIZE_MAX);
+    if (spike != SIZE_MAX && nan != SIZE_MAX) {
+        CHECK(tvm_finding_at(src, spike)->series == (ptrdiff_t)loss);
+        CHECK(tvm_finding_at(src, nan)->series == (ptrdiff_t)loss);
+        CHECK(spike < nan);   /* ordered by step */
+    }
+    CHECK(findings_equal_store(src, c.store));
+    unsigned before = (unsigned)tvm_finding_count(src);
+
+    /* Live: a spike logged now is found by the collector and shows in the
+     * model within about a refresh (TVN_REFRESH_MS) of being committed. */
+    log_loss(pub, 1000, 1600, 1400, -1);
+    CHECK(ts_flush(pub, 10000) == 0);
+    int64_t t0 = now_ms();
+    want_finding w = { "spike", 1400 };
+    CHECK(poll_until(src, has_finding, &w, 2500));
+    printf("  live spike finding in the model %" PRId64 " ms after the flush\n", now_ms() - t0);
+    CHECK(tvm_finding_count(src) == before + 1);
+    CHECK(findings_equal_store(src, c.store));
+    /* Nothing changes: no duplicates after more refreshes. */
+    poll_until(src, has_finding, &(want_finding){ "none", -5 }, 1500);
+    CHECK(tvm_finding_count(src) == before + 1);
+    tvm_close(src);
+done:
+    ts_close(pub, 5000);
+done_pub:
+    collector_kill(&c, SIGTERM);
+}
+
 
 static void attach_sees_history_then_live(const char *options)
 {
@@ -896,6 +1057,7 @@ int main(int argc, char **argv)
         { "protocol_2_peer_fails", protocol_2_peer_fails },
         { "not_json_peer_fails", not_json_peer_fails },
         { "malformed_live_ignored", malformed_live_ignored },
+        { "findings_over_the_network", findings_over_the_network },
         { "tcp_attach_finds_live_port", tcp_attach_finds_live_port },
         { "resumed_run_live_and_while_away", resumed_run_live_and_while_away },
         { "long_history_in_pages", long_history_in_pages },

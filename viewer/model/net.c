@@ -39,18 +39,18 @@
 
 /* ---- queue items -------------------------------------------------------- */
 
-enum item_kind { IT_STATE, IT_INFO, IT_RUNS, IT_SERIES, IT_EVENTS, IT_GAPS, IT_RESET, IT_POINTS,
-                 IT_LISTED };
+enum item_kind { IT_STATE, IT_INFO, IT_RUNS, IT_SERIES, IT_EVENTS, IT_GAPS, IT_FINDINGS, IT_RESET,
+                 IT_POINTS, IT_LISTED };
 
 typedef struct item {
     struct item *next;
     enum item_kind kind;
     enum tvm_state st;
-    int64_t id;              /* run id (series, events) or series id (reset, points) */
+    int64_t id;              /* run id (series, events, findings) or series id (reset, points) */
     int64_t unit;            /* IT_INFO: time unit, and whether to read the store file */
     int use_file;
     char *text;              /* state message or store path */
-    void *arr;               /* tss_run / tss_series / tss_event / tss_gap array, or NULL */
+    void *arr;               /* tss_run / tss_series / tss_event / tss_gap / tss_finding array, or NULL */
     size_t n;
     size_t off;              /* IT_POINTS: points handed over so far */
     tss_point *reset_pts;    /* IT_RESET: the series' new history (n points), owned */
@@ -83,6 +83,9 @@ typedef struct nrun {
     int stale;               /* series and events to be listed again */
     int64_t max_event_id;    /* events delivered: those with a higher id are new */
     size_t nevents, ngaps;   /* events (when ids are missing) and gaps delivered */
+    int findings_sent;       /* the run's findings were delivered once: nfindings/max_finding_id hold */
+    size_t nfindings;        /* how many, and the highest id, in the list delivered last */
+    int64_t max_finding_id;
 } nrun;
 
 struct tvn_conn {
@@ -127,6 +130,8 @@ struct tvn_conn {
     int need_runs;                     /* a LIVE message named an unknown series */
     int file_mode;                     /* history comes from the store file, not `points` */
     int no_gaps;                       /* the collector has no `gaps` op */
+    int no_findings;                   /* the collector has no `findings` op */
+    int64_t next_findings_all;         /* now_ms() when every run's findings are asked again */
     tss_point *scratch;                /* decoded LIVE points of one message */
     size_t scratch_cap;
 };
@@ -157,6 +162,7 @@ static void item_free(item *it)
     case IT_SERIES: tss_free_series(it->arr, it->n); break;
     case IT_EVENTS: tss_free_events(it->arr, it->n); break;
     case IT_GAPS: tss_free_gaps(it->arr); break;
+    case IT_FINDINGS: tss_free_findings(it->arr, it->n); break;
     default: break;
     }
     free(it->reset_pts);
@@ -742,6 +748,9 @@ static int list_runs(tvn_conn *c, char *err, size_t errlen)
             nr[n].max_event_id = old->max_event_id;
             nr[n].nevents = old->nevents;
             nr[n].ngaps = old->ngaps;
+            nr[n].findings_sent = old->findings_sent;
+            nr[n].nfindings = old->nfindings;
+            nr[n].max_finding_id = old->max_finding_id;
         }
         out[n++] = u;
     }
@@ -1032,17 +1041,109 @@ static int list_gaps(tvn_conn *c, nrun *run, char *err, size_t errlen)
     return 0;
 }
 
-/* Runs, then series, history and events of every run that changed. */
-static int sync_all(tvn_conn *c, int everything, char *err, size_t errlen)
+/* The detail's one sentence is all the model keeps, but the item carries
+ * the detail as the store has it (JSON text), like tss_list_findings. */
+static char *jjson(const cJSON *o, const char *key)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    return it && !cJSON_IsNull(it) ? cJSON_PrintUnformatted(it) : strdup("");
+}
+
+/* `findings`: the run's whole list, queued when it differs from the one
+ * delivered last (count or highest id: the detectors only add). A finding
+ * of a series we have not listed yet is held back, with the list's
+ * signature left as it was, so the next refresh (the series listed by
+ * then) delivers it tied to its series rather than to the whole run.
+ * In file mode the model reads findings from the store file itself. */
+static int list_findings(tvn_conn *c, nrun *run, char *err, size_t errlen)
+{
+    reply r;
+    if (c->no_findings || c->file_mode)
+        return 0;
+    cJSON *req = op("findings");
+    cJSON_AddStringToObject(req, "run", run->display);
+    int rc = request(c, req, &r, err, errlen);
+    cJSON_Delete(req);
+    if (rc == -EREMOTEIO) {
+        /* an older collector (no findings op: "unknown op"), or the run went away */
+        if (strstr(err, "unknown op"))
+            c->no_findings = 1;
+        err[0] = 0;
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(r.json, "findings");
+    int total = cJSON_GetArraySize(arr);
+    size_t n = 0;
+    int64_t max_id = 0;
+    int held_back = 0;
+    tss_finding *out = calloc(total ? (size_t)total : 1, sizeof *out);
+    if (!out) {
+        reply_free(&r);
+        return -ENOMEM;
+    }
+    const cJSON *o;
+    cJSON_ArrayForEach(o, arr) {
+        int64_t id = jint(o, "id"), sid = jint(o, "series");
+        if (sid > 0) {
+            const nseries *s = series_find(c, sid);
+            if (!s || !s->known) {
+                held_back = 1;
+                continue;
+            }
+        }
+        if (id > max_id)
+            max_id = id;
+        tss_finding f = { .id = id, .run_id = run->id, .series_id = sid, .rank = (int)jint(o, "rank"),
+                          .series = jstr(o, "metric"), .kind = jstr(o, "kind"),
+                          .severity = jstr(o, "severity"), .step_first = jint(o, "step_first"),
+                          .step_last = jint(o, "step_last"), .t_ns = jint(o, "t_ns"),
+                          .source = jstr(o, "source"), .detail = jjson(o, "detail") };
+        out[n++] = f;
+        if (!f.series || !f.kind || !f.severity || !f.source || !f.detail)
+            rc = -ENOMEM;
+    }
+    reply_free(&r);
+    if (held_back)
+        run->stale = 1;   /* list its series again at the next refresh */
+    if (rc < 0 || (!held_back && run->findings_sent && n == run->nfindings && max_id == run->max_finding_id)) {
+        tss_free_findings(out, n);
+        return rc;
+    }
+    item *it = item_new(IT_FINDINGS, run->id);
+    if (!it) {
+        tss_free_findings(out, n);
+        return -ENOMEM;
+    }
+    if (!held_back) {
+        run->findings_sent = 1;
+        run->nfindings = n;
+        run->max_finding_id = max_id;
+    }
+    it->arr = out;
+    it->n = n;
+    push(c, it);
+    return 0;
+}
+
+/* Runs, then series, history, events, gaps and findings of every run that
+ * changed. Findings of the others too when all_findings: a detector may
+ * find something in a run that got no new points (a stalled run). */
+static int sync_all(tvn_conn *c, int everything, int all_findings, char *err, size_t errlen)
 {
     int rc = list_runs(c, err, errlen);
     for (size_t i = 0; i < c->nruns && rc == 0; i++) {
         nrun *run = &c->runs[i];
-        if (!everything && !run->stale)
+        if (!everything && !run->stale) {
+            if (all_findings)
+                rc = list_findings(c, run, err, errlen);
             continue;
+        }
         if ((rc = list_series(c, run, err, errlen)) == 0 &&
-            (rc = list_events(c, run, err, errlen)) == 0)
-            rc = list_gaps(c, run, err, errlen);
+            (rc = list_events(c, run, err, errlen)) == 0 &&
+            (rc = list_gaps(c, run, err, errlen)) == 0)
+            rc = list_findings(c, run, err, errlen);
     }
     if (rc == 0)
         c->need_runs = 0;
@@ -1206,7 +1307,10 @@ static int follow(tvn_conn *c, int live_ok, char *err, size_t errlen)
             if (!live_ok)   /* no live feed: history is the only source of new points */
                 for (size_t i = 0; i < c->nruns; i++)
                     c->runs[i].stale = 1;
-            if ((rc = sync_all(c, 0, err, errlen)) < 0)
+            int all_findings = t >= c->next_findings_all;
+            if (all_findings)
+                c->next_findings_all = t + TVN_FINDINGS_ALL_MS;
+            if ((rc = sync_all(c, 0, all_findings, err, errlen)) < 0)
                 return rc;
             for (size_t i = 0; i < c->nser; i++)
                 release(c, &c->ser[i]);
@@ -1241,7 +1345,7 @@ static int session(tvn_conn *c, char *err, size_t errlen)
     if ((rc = derive_live(c, err, errlen)) < 0 || (rc = open_sub(c, err, errlen)) < 0)
         return rc;
     /* First pass: history as it is now, for a quick first picture. */
-    if ((rc = sync_all(c, 1, err, errlen)) < 0)
+    if ((rc = sync_all(c, 1, 1, err, errlen)) < 0)
         return rc;
     item *listed = item_new(IT_LISTED, 0);
     if (!listed)
@@ -1252,7 +1356,7 @@ static int session(tvn_conn *c, char *err, size_t errlen)
         return live_ok;
     /* Second pass: what was committed before the subscription took effect;
      * then the held LIVE points, whose overlap with it the merge drops. */
-    if ((rc = sync_all(c, 1, err, errlen)) < 0)
+    if ((rc = sync_all(c, 1, 1, err, errlen)) < 0)
         return rc;
     c->hold = 0;
     for (size_t i = 0; i < c->nser; i++)
@@ -1427,6 +1531,7 @@ static int hand_over(item *it, const tvn_sink *k, void *ctx, size_t *budget)
     case IT_SERIES: if (k->series) k->series(ctx, it->id, it->arr, it->n); break;
     case IT_EVENTS: if (k->events) k->events(ctx, it->id, it->arr, it->n); break;
     case IT_GAPS: if (k->gaps) k->gaps(ctx, it->id, it->arr, it->n); break;
+    case IT_FINDINGS: if (k->findings) k->findings(ctx, it->id, it->arr, it->n); break;
     case IT_RESET: if (k->reset) k->reset(ctx, it->id, it->reset_pts, it->n); break;
     case IT_LISTED: if (k->listed) k->listed(ctx); break;
     case IT_POINTS: {

@@ -15,8 +15,8 @@
  *      a sentence naming the endpoint, and it tries again;
  *   2. subscribes to LIVE (every run, or the runs asked for) and holds what
  *      arrives;
- *   3. lists runs, series, events and gaps, and fetches each series' history
- *      (`points`, after the last step it already has);
+ *   3. lists runs, series, events, gaps and findings, and fetches each
+ *      series' history (`points`, after the last step it already has);
  *   4. once the subscription has certainly reached the collector (its
  *      handshake plus TVN_SETTLE_MS), fetches history again after the last
  *      step it has, then releases the held LIVE points: together they cover
@@ -24,8 +24,12 @@
  *      took effect is in the history) and no duplicate (see "Merging");
  *   5. READY: LIVE points go to the queue as they arrive; `info` is asked
  *      every TVN_PING_MS as a heartbeat, runs every TVN_REFRESH_MS (new
- *      runs, status, new events); a series id LIVE names that we do not
- *      know makes it list that run's series again;
+ *      runs, status, and for the runs that changed: series, new events,
+ *      gaps, findings); every run's findings every TVN_FINDINGS_ALL_MS (a
+ *      detector may find something in a run that got no points: stalled);
+ *      a findings list goes to the queue only when it differs from the one
+ *      delivered last; a series id LIVE names that we do not know makes it
+ *      list that run's series again;
  *   6. a request unanswered for TVN_REQ_TIMEOUT_MS, or the live connection
  *      dropping (the SUB's monitor; ZMTP heartbeats on both sockets catch a
  *      peer that vanished silently), means the collector went away:
@@ -75,6 +79,7 @@
 #define TVN_POINTS_TIMEOUT_MS 20000  /* the same for a page of points (up to TVN_PAGE_POINTS) */
 #define TVN_PING_MS 500          /* heartbeat `info` while idle */
 #define TVN_REFRESH_MS 1000      /* runs (status, new runs) and events while READY */
+#define TVN_FINDINGS_ALL_MS 5000 /* findings of runs that did not change (stalled runs) */
 #define TVN_SETTLE_MS 200        /* after the SUB handshake, before trusting the subscription */
 #define TVN_RETRY_MS 500         /* between connection attempts */
 #define TVN_PAGE_POINTS 1000000  /* points asked for per `points` request (estimated) */
@@ -108,6 +113,10 @@ typedef struct tvn_sink {
     void (*events)(void *ctx, int64_t run_id, const tss_event *ev, size_t n);
     /* Drop reports (DROPS) of one run not delivered before. */
     void (*gaps)(void *ctx, int64_t run_id, const tss_gap *g, size_t n);
+    /* Every finding of one run (the `findings` op; detail as JSON text),
+     * replacing the last list for that run. Not in file mode (the model
+     * reads them from the store file) nor from a collector without the op. */
+    void (*findings)(void *ctx, int64_t run_id, const tss_finding *f, size_t n);
     /* Replace every point of this series with p (its newest timeline, in
      * step order): what we had missed a resume. p may be modified. */
     void (*reset)(void *ctx, int64_t series_id, tss_point *p, size_t n);

@@ -6,11 +6,16 @@
  * History: from the API's `points` (held in memory chunks) by default. With
  * "?history=file" and a store file this process can read, the model reads
  * history from the file instead (tvm__attach_store) and the network brings
- * only LIVE points, runs, events and gaps.
+ * only LIVE points, runs, events and gaps (findings then come from the file too).
+ *
+ * Findings: net.c delivers a run's whole list over the API when it changed;
+ * it replaces that run's part of the model's findings (src->findings, the
+ * array file.c fills for a file source; tvm__findings_clear frees it).
  */
 #include "model_int.h"
 #include "net.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -160,10 +165,79 @@ static void on_points(void *ctx, int64_t series_id, const tss_point *p, size_t n
     keep_err(r, tvm__series_append(r->src, si, p, n));
 }
 
+/* The one sentence of a finding's detail JSON, "" when it has none (as
+ * file.c reads it from the store). */
+static char *finding_message(const char *detail)
+{
+    cJSON *j = detail && detail[0] ? cJSON_Parse(detail) : NULL;
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
+    char *out = strdup(cJSON_IsString(m) ? m->valuestring : "");
+    cJSON_Delete(j);
+    return out;
+}
+
+/* model.h's order: step_first, then run. */
+static int finding_cmp(const void *a, const void *b)
+{
+    const tvm_finding *x = a, *y = b;
+    if (x->step_first != y->step_first)
+        return x->step_first < y->step_first ? -1 : 1;
+    return x->run < y->run ? -1 : x->run > y->run;
+}
+
+/* Replace the run's findings with f[0..n): the other runs' kept, the new
+ * ones converted, all sorted again. Built aside, so out of memory leaves
+ * the old list whole. */
+static void on_findings(void *ctx, int64_t run_id, const tss_finding *f, size_t n)
+{
+    remote *r = ctx;
+    tvm_source *src = r->src;
+    size_t run = tvm__run_find(src, run_id);
+    if (run == SIZE_MAX || src->st)   /* unknown run; or the store file serves findings */
+        return;
+    size_t keep = 0;
+    for (size_t i = 0; i < src->nfindings; i++)
+        keep += src->findings[i].run != run;
+    tvm_finding *all = calloc(keep + n ? keep + n : 1, sizeof *all);
+    size_t m = 0;
+    int rc = all ? 0 : -ENOMEM;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t si = f[i].series_id > 0 ? tvm__series_find(src, f[i].series_id) : SIZE_MAX;
+        tvm_finding *d = &all[m++];
+        *d = (tvm_finding){ .run = run, .rank = f[i].rank, .series = si == SIZE_MAX ? -1 : (ptrdiff_t)si,
+                            .kind = strdup(f[i].kind), .severity = strdup(f[i].severity),
+                            .message = finding_message(f[i].detail), .step_first = f[i].step_first,
+                            .step_last = f[i].step_last, .t_ns = f[i].t_ns };
+        if (!d->kind || !d->severity || !d->message)
+            rc = -ENOMEM;
+    }
+    if (rc < 0) {
+        tvm_source tmp = { .findings = all, .nfindings = m };
+        tvm__findings_clear(&tmp);
+        keep_err(r, tvm__fail(src, rc, "out of memory"));
+        return;
+    }
+    /* The other runs' findings move over, strings and all. */
+    for (size_t i = 0; i < src->nfindings; i++) {
+        if (src->findings[i].run != run) {
+            all[m++] = src->findings[i];
+        } else {
+            free((char *)src->findings[i].kind);
+            free((char *)src->findings[i].severity);
+            free((char *)src->findings[i].message);
+        }
+    }
+    free(src->findings);
+    qsort(all, m, sizeof *all, finding_cmp);
+    src->findings = all;
+    src->nfindings = m;
+    src->changed |= TVM_CHANGED_EVENTS;
+}
+
 static const tvn_sink SINK = {
     .state = on_state, .info = on_info, .runs = on_runs, .series = on_series,
-    .events = on_events, .gaps = on_gaps, .reset = on_reset, .points = on_points,
-    .listed = on_listed,
+    .events = on_events, .gaps = on_gaps, .findings = on_findings, .reset = on_reset,
+    .points = on_points, .listed = on_listed,
 };
 
 static int remote_poll(tvm_source *src)
