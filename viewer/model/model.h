@@ -163,10 +163,10 @@ size_t tvm_gap_count(const tvm_source *src);
 const tvm_gap *tvm_gap_at(const tvm_source *src, size_t i);
 
 /* What the analysis detectors found (store/store.h, docs/report-schema.md),
- * read from the store file: a file source, or a network source that reads
- * its collector's store directly (one whose history comes over the query API
- * has none: the API has no findings op yet). Ordered by step_first, then
- * run. Strings owned by the source. */
+ * read from the store file (a file source, or a network source that reads
+ * its collector's store directly), or else over the query API's findings op
+ * (remote.c; refreshed about once a second while following). Ordered by
+ * step_first, then run. Strings owned by the source. */
 typedef struct tvm_finding {
     size_t run;
     int rank;                     /* -1 for run-level findings */
