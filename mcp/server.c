@@ -4,7 +4,7 @@
  * that is not a frame would break the client.
  *
  * Requests are answered one at a time, in order. While wait_for blocks, the
- * server keeps reading stdin (tools.h's interrupted hook): a ping is answered
+ * server keeps reading stdin (tmcp_tools.h's interrupted hook): a ping is answered
  * at once, a notifications/cancelled for the waiting request ends the wait
  * (and, as the protocol asks, no answer is sent for it), anything else is
  * queued and served after the wait.
@@ -23,8 +23,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "source.h"
-#include "tools.h"
+#include "tmcp_source.h"
+#include "tmcp_tools.h"
 
 #ifndef TMCP_VERSION
 #define TMCP_VERSION "0.0.0"

@@ -5,7 +5,7 @@
  * collector counts as unreachable (the socket is then made anew, so a late
  * reply cannot be taken for the answer to the next request).
  */
-#include "source.h"
+#include "tmcp_source.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

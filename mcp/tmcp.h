@@ -23,8 +23,8 @@
  * writer) or, on a STORE no collector holds, by opening it as the writer
  * for that one event.
  *
- * Prefix tmcp_. Internal parts (source.h: where runs come from; the tools in
- * tools.c; the JSON-RPC loop in server.c) are private to mcp/.
+ * Prefix tmcp_. Internal parts (tmcp_source.h: where runs come from; the tools in
+ * tools.c, tmcp_tools.h; the JSON-RPC loop in server.c) are private to mcp/.
  */
 #ifndef TRAINSCOPE_TMCP_H
 #define TRAINSCOPE_TMCP_H

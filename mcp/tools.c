@@ -1,4 +1,4 @@
-/* tools.c - the tools of `trainscope mcp` (tools.h): what an assistant can
+/* tools.c - the tools of `trainscope mcp` (tmcp_tools.h): what an assistant can
  * ask about runs, sized for a model's context: compact JSON, long series
  * reduced to M4 buckets with the reduction stated, lists capped with the
  * number left out said.
@@ -12,7 +12,7 @@
  * and largest max_points of get_series, LIST_CAP for events and findings
  * in describe_run.
  */
-#include "tools.h"
+#include "tmcp_tools.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

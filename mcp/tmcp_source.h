@@ -1,4 +1,4 @@
-/* source.h - where the MCP tools read runs from (private to mcp/): a store
+/* tmcp_source.h - where the MCP tools read runs from (private to mcp/): a store
  * file opened read-only, or a collector's query API (PROTOCOL.md "Query
  * API") over ZeroMQ with CURVE keys from TRAINSCOPE_SERVER_KEY/CLIENT_KEY.
  * Both hand back the store's own types (store.h), so the tools do not care
@@ -35,8 +35,8 @@ const char *tmcp_src_store_path(const tmcp_src *s);
 
 /* Every run, newest first, with config (the API's runs op carries it too). */
 int tmcp_src_runs(tmcp_src *s, tss_run **runs, size_t *n);
-/* One run by name; *run owns its strings (free with tss_free_runs(run, 1)
- * when run was malloc'ed, or free the fields: see tmcp_run_clear). */
+/* One run by name, with its counts and config; *run owns its strings
+ * (tmcp_run_clear frees them and zeroes it, also after a failure). */
 int tmcp_src_find_run(tmcp_src *s, const char *name, tss_run *run);
 void tmcp_run_clear(tss_run *run);
 /* The display name of a run: project/name, or name. */

@@ -1,4 +1,4 @@
-/* tools.h - the MCP tools of `trainscope mcp` (private to mcp/): their
+/* tmcp_tools.h - the MCP tools of `trainscope mcp` (private to mcp/): their
  * JSON Schemas for tools/list and their handlers for tools/call. The
  * descriptions and schemas are documented for people in docs/mcp.md.
  *
@@ -10,7 +10,7 @@
 #ifndef TRAINSCOPE_TMCP_TOOLS_H
 #define TRAINSCOPE_TMCP_TOOLS_H
 
-#include "source.h"
+#include "tmcp_source.h"
 
 struct cJSON;
 
