@@ -16,7 +16,8 @@
  * smaller than a store's fixed cost. It is written into its own new store
  * through the store API (tss_append, a commit every 1000 points, as the
  * collector does every 50 ms) with the default millisecond time unit.
- * Reported: the chunk blobs' bytes per point, the whole file's (after the
+ * Reported: the chunk blobs' bytes per point, the groups column's (format 2:
+ * sub-chunk M4 summaries), the whole file's (after the
  * writer closed, so the WAL is checkpointed; schema and empty store
  * included), and the same points written as a TensorBoard event file: one
  * TFRecord per point (length, masked CRC32C of it, the Event bytes, masked
@@ -88,6 +89,7 @@ static int repeat(series *s, int r)
 
 typedef struct sizes {
     double blob_bpp, file_bpp;
+    double groups_bpp;      /* the groups table's blobs (format 2) */
     int64_t chunks;
 } sizes;
 
@@ -123,6 +125,11 @@ static int store_size(const char *path, const series *s, sizes *out)
     } else {
         rc = -EIO;
     }
+    sqlite3_finalize(q);
+    q = NULL;
+    if (rc == 0 && sqlite3_prepare_v2(db, "SELECT COALESCE(sum(length(groups)), 0) FROM chunks", -1, &q, NULL) ==
+                       SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+        out->groups_bpp = (double)sqlite3_column_int64(q, 0) / (double)s->n;
     sqlite3_finalize(q);
     sqlite3_close(db);
     if (rc == 0 && stat(path, &sb) == 0)
@@ -287,8 +294,8 @@ int main(int argc, char **argv)
     }
     crc32c_init();
     size_t once = all[0].n;
-    printf("%-12s %9s %7s %12s %12s %14s\n", "series", "points", "chunks", "blob B/pt", "file B/pt",
-           "TFRecord B/pt");
+    printf("%-12s %9s %7s %12s %12s %12s %14s\n", "series", "points", "chunks", "blob B/pt", "groups B/pt",
+           "file B/pt", "TFRecord B/pt");
     int rc = 0;
     for (int i = 0; i < 3 && rc == 0; i++) {
         series *s = &all[i];
@@ -306,8 +313,8 @@ int main(int argc, char **argv)
         if (rc == 0)
             rc = tfrecord_size(path, s, &tf);
         if (rc == 0)
-            printf("%-12s %9zu %7" PRId64 " %12.3f %12.3f %14.2f\n", s->name, s->n, z.chunks, z.blob_bpp,
-                   z.file_bpp, tf);
+            printf("%-12s %9zu %7" PRId64 " %12.3f %12.3f %12.3f %14.2f\n", s->name, s->n, z.chunks,
+                   z.blob_bpp, z.groups_bpp, z.file_bpp, tf);
     }
     if (rc == 0)
         printf("(the real run has %zu points per series, repeated %d times; time unit 1 ms; "

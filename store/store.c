@@ -125,9 +125,18 @@ static const char *const tss_sql[TSS_Q_COUNT] = {
         "SELECT metric_id, series_id FROM stream_metrics WHERE stream_id = ?1 ORDER BY metric_id",
     [TSS_Q_CHUNK_INSERT] =
         "INSERT INTO chunks(series_id, gen, step_first, step_last, t_first, t_last, n, "
+        "vmin, vmax, vfirst, vlast, n_nan, n_inf, groups, data) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15, ?14)",
+    [TSS_Q_CHUNK_UPDATE] =
+        "UPDATE chunks SET gen = ?2, step_first = ?3, step_last = ?4, t_first = ?5, t_last = ?6, "
+        "n = ?7, vmin = ?8, vmax = ?9, vfirst = ?10, vlast = ?11, n_nan = ?12, n_inf = ?13, "
+        "groups = ?15, data = ?14 WHERE id = ?1",
+    /* version 1: no groups column */
+    [TSS_Q_CHUNK_INSERT1] =
+        "INSERT INTO chunks(series_id, gen, step_first, step_last, t_first, t_last, n, "
         "vmin, vmax, vfirst, vlast, n_nan, n_inf, data) "
         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    [TSS_Q_CHUNK_UPDATE] =
+    [TSS_Q_CHUNK_UPDATE1] =
         "UPDATE chunks SET gen = ?2, step_first = ?3, step_last = ?4, t_first = ?5, t_last = ?6, "
         "n = ?7, vmin = ?8, vmax = ?9, vfirst = ?10, vlast = ?11, n_nan = ?12, n_inf = ?13, "
         "data = ?14 WHERE id = ?1",
@@ -136,6 +145,7 @@ static const char *const tss_sql[TSS_Q_COUNT] = {
         "SELECT gen, step_last FROM chunks WHERE series_id = ?1 "
         "ORDER BY gen DESC, step_first DESC, step_last DESC, id DESC LIMIT 1",
     [TSS_Q_CHUNK_DATA] = "SELECT data FROM chunks WHERE id = ?1",
+    [TSS_Q_GROUPS_GET] = "SELECT groups FROM chunks WHERE id = ?1",
     [TSS_Q_EVENT_INSERT] =
         "INSERT INTO events(run_id, rank, step, t_ns, kind, text) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [TSS_Q_GAP_INSERT] =
@@ -356,8 +366,13 @@ static const char tss_schema[] =
     "  vmin, vmax, vfirst, vlast,     -- no type: keeps -0.0; NULL = NaN\n"
     "  n_nan INTEGER NOT NULL,\n"
     "  n_inf INTEGER NOT NULL,\n"
+    "  groups BLOB,                   -- format 2: M4 of step-aligned groups; before data,\n"
+    "                                 -- so that it is read without the blob's pages\n"
     "  data BLOB NOT NULL);           -- codec blob, docs/codec.md\n"
-    "CREATE INDEX chunks_by_series ON chunks(series_id, gen, step_first, step_last, n);\n"
+    /* covering: the readers of summaries never read a chunk row (a row is
+     * about a page, interleaved with the blobs' overflow pages) */
+    "CREATE INDEX chunks_by_series ON chunks(series_id, gen, step_first, step_last, n, t_first, t_last,\n"
+    "  vmin, vmax, vfirst, vlast, n_nan, n_inf);\n"
     "CREATE TABLE events(\n"
     "  id INTEGER PRIMARY KEY,\n"
     "  run_id INTEGER NOT NULL REFERENCES runs(id),\n"
@@ -405,6 +420,7 @@ static int tss_schema_create(tss_store *st, int64_t unit)
     if (rc < 0)
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     st->unit = unit;
+    st->version = TSS_FORMAT_VERSION;
     return rc;
 }
 
@@ -423,10 +439,12 @@ static int tss_read_meta(tss_store *st)
                        "read meta");
     if (rc <= 0)
         return rc < 0 ? rc : tss_not_ours(st);
-    if (version != TSS_FORMAT_VERSION)
+    if (version < TSS_FORMAT_MIN || version > TSS_FORMAT_VERSION)
         return tss__fail(st, -EINVAL,
                          "%s is a trainscope store of format version %" PRId64
-                         "; this trainscope reads version %d", st->path, version, TSS_FORMAT_VERSION);
+                         "; this trainscope reads versions %d to %d", st->path, version, TSS_FORMAT_MIN,
+                         TSS_FORMAT_VERSION);
+    st->version = (int)version;
     rc = tss_query_int(st, "SELECT value FROM meta WHERE key = 'time_unit_ns'", &unit, "read meta");
     if (rc < 0)
         return rc;
@@ -628,8 +646,10 @@ static void tss_release(tss_store *st)
     if (st->lock_fd >= 0)
         tss_lock_release(st);
     for (size_t i = 0; i < st->nser; i++)
-        if (st->ser[i].loaded)
+        if (st->ser[i].loaded) {
             tsc_enc_free(&st->ser[i].enc);
+            free(st->ser[i].grps);
+        }
     free(st->ser);
     free(st->dirty);
     free(st->strm);
@@ -638,6 +658,7 @@ static void tss_release(tss_store *st)
     free(st->scr_times);
     free(st->scr_values);
     free(st->gens);
+    free(st->grp);
     free(st->path);
     free(st);
 }
@@ -1053,10 +1074,18 @@ static int tss_chunk_write(tss_store *st, int64_t sid, tss_ser *s)
 
     if (rc < 0)
         return rc;
-    rc = tss__stmt(st, s->chunk_id ? TSS_Q_CHUNK_UPDATE : TSS_Q_CHUNK_INSERT, &q);
+    rc = tss__stmt(st, s->grps ? (s->chunk_id ? TSS_Q_CHUNK_UPDATE : TSS_Q_CHUNK_INSERT)
+                               : (s->chunk_id ? TSS_Q_CHUNK_UPDATE1 : TSS_Q_CHUNK_INSERT1), &q);
     if (rc < 0)
         return rc;
     blob = tsc_enc_bytes(&s->enc, &len);
+    if (s->grps) {
+        tss_bucket_init(&s->sum);
+        for (uint32_t i = 0; i < s->grps->n; i++) {
+            tss_bucket b = tss__grps_get(s->grps, i);
+            tss_bucket_merge(&s->sum, &b);
+        }
+    }
     sqlite3_bind_int64(q, 1, s->chunk_id ? s->chunk_id : sid);
     sqlite3_bind_int(q, 2, s->gen);
     sqlite3_bind_int64(q, 3, s->sum.step_first);
@@ -1072,6 +1101,8 @@ static int tss_chunk_write(tss_store *st, int64_t sid, tss_ser *s)
     sqlite3_bind_int64(q, 13, s->sum.n_inf);
     /* Static: the statement runs and is reset before the encoder moves. */
     sqlite3_bind_blob(q, 14, blob, (int)len, SQLITE_STATIC);
+    if (s->grps)
+        sqlite3_bind_blob(q, 15, st->grp_blob, (int)tss__grps_encode(s->grps, st->grp_blob), SQLITE_STATIC);
     rc = tss_write(st, q, "write a chunk", &changes);
     sqlite3_bind_null(q, 14);
     if (rc < 0)
@@ -1089,6 +1120,8 @@ static void tss_chunk_start(tss_ser *s)
 {
     tsc_enc_reset(&s->enc);
     tss_bucket_init(&s->sum);
+    if (s->grps)
+        tss__grps_reset(s->grps);
     s->chunk_id = 0;
 }
 
@@ -1172,6 +1205,9 @@ static int tss_ser_load(tss_store *st, int64_t sid)
     if (rc < 0)
         return rc;
     s = &st->ser[sid];
+    /* a version-1 store stays version 1: its chunks have no groups */
+    if (st->version >= 2 && !(s->grps = malloc(sizeof *s->grps)))
+        return tss__fail(st, -ENOMEM, "%s: out of memory", st->path);
     tsc_enc_init(&s->enc);
     tss_chunk_start(s);
     s->gen = (int)gen;
@@ -1224,10 +1260,14 @@ int tss_append(tss_store *st, int64_t series_id, int64_t step, int64_t t_ns, dou
     if (TSS_UNLIKELY(rc < 0))
         return tss__fail(st, rc, "%s: series %" PRId64 ": cannot append to its chunk: %s", st->path,
                          series_id, strerror(-rc));
-    if (s->sum.count == 0)
+    if (tsc_enc_count(&s->enc) == 1)
         s->t_first = t;
     s->t_last = t;
-    tss_bucket_add(&s->sum, step, value);
+    /* with groups, the chunk's summary is their merge, made when written */
+    if (s->grps)
+        tss__grps_add(s->grps, step, value);
+    else
+        tss_bucket_add(&s->sum, step, value);
     s->step_last = step;
     if (t_ns > s->t_last_ns)
         s->t_last_ns = t_ns;

@@ -180,7 +180,9 @@ int tss_read_points(tss_store *st, int64_t series_id, int64_t step_from, int64_t
  * values the earliest, so -0.0 stays -0.0), first and last (by step, then
  * arrival) of the newest timeline's points in it. An empty bucket has count
  * 0, steps 0 and NaN values. Chunks wholly visible and inside one bucket are
- * summarised from their stored summary without decoding; the result is
+ * summarised from their stored summary without decoding, chunks cut by
+ * bucket edges from their groups when no group is cut (format 2: edges at
+ * multiples of a power of two, see tss_chunks_groups); the result is
  * bit-for-bit that of reducing tss_read_points. out holds nbuckets. -EINVAL
  * when nbuckets is 0, step_from > step_to, or a chunk is corrupt. */
 typedef struct tss_bucket {
@@ -324,6 +326,19 @@ int tss_chunks_gaps(tss_chunks *q, int64_t after_id, tss_gap_fn fn, void *ctx);
  * chunk when it is corrupt or was removed. */
 int64_t tss_chunks_decode(tss_chunks *q, int64_t id, int64_t n, int64_t step_first, int64_t *steps,
                           int64_t *t_ns, double *values);
+/* The group summaries of chunk id (format version 2, docs/store.md
+ * "groups"): M4 summaries (tss_bucket) of its points grouped by step >> g
+ * for a g chosen per chunk, in step order; merged in order they give the
+ * chunk's summary, bit for bit, so a range whose edges fall between groups
+ * is reduced from them without a decode. n, step_first and step_last are
+ * those of the caller's row. Returns the group count (at most max;
+ * TSS_CHUNK_GROUPS_MAX always suffices), or 0 when there are none to use: a
+ * version-1 store, a row that grew since the caller read it, or a groups
+ * blob that does not fit the row (the caller decodes instead, which reports
+ * a corrupt chunk). Negative on a failed read. */
+#define TSS_CHUNK_GROUPS_MAX 33
+int tss_chunks_groups(tss_chunks *q, int64_t id, int64_t n, int64_t step_first, int64_t step_last,
+                      tss_bucket *out, size_t max);
 /* ==== end of chunk-level readers ======================================== */
 
 /* ==== findings (store_findings.c) ======================================

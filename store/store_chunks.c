@@ -31,6 +31,7 @@ enum {
     TSQ_EVENTS,
     TSQ_GAPS,
     TSQ_DATA,
+    TSQ_GROUPS,
     TSQ_COUNT
 };
 
@@ -55,6 +56,7 @@ static const char *const tsq_sql[TSQ_COUNT] = {
     [TSQ_GAPS] = "SELECT id, run_id, rank, count, step_first, step_last, t_first_ns, t_last_ns "
                  "FROM gaps WHERE id > ?1 ORDER BY id",
     [TSQ_DATA] = "SELECT data FROM chunks WHERE id = ?1",
+    [TSQ_GROUPS] = "SELECT groups FROM chunks WHERE id = ?1",
 };
 
 struct tss_chunks {
@@ -368,4 +370,37 @@ int64_t tss_chunks_decode(tss_chunks *q, int64_t id, int64_t n, int64_t step_fir
     for (int64_t i = 0; i < cnt; i++)
         t_ns[i] = tsq_from_unit(t_ns[i], q->st->unit);
     return cnt;
+}
+
+int tss_chunks_groups(tss_chunks *q, int64_t id, int64_t n, int64_t step_first, int64_t step_last,
+                      tss_bucket *out, size_t max)
+{
+    sqlite3_stmt *s = NULL;
+    const uint8_t *blob;
+    uint32_t g;
+    int rc;
+
+    if (q->st->version < 2)
+        return 0;
+    rc = tsq_stmt(q, TSQ_GROUPS, &s);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        blob = sqlite3_column_blob(s, 0);
+        rc = !blob ? 0
+                   : tss__grps_decode(blob, (size_t)sqlite3_column_bytes(s, 0), n, step_first, step_last, out,
+                                      max, &g);
+        /* a row that grew since the caller's summary, or a bad blob: the
+         * caller decodes the chunk, which checks everything */
+        if (rc < 0)
+            rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = 0;
+    } else {
+        rc = tss__sqlfail(q->st, rc, "read a chunk's groups");
+    }
+    sqlite3_reset(s);
+    return rc;
 }

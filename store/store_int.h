@@ -15,7 +15,8 @@
 #include "codec.h"
 #include "store.h"
 
-#define TSS_FORMAT_VERSION 1          /* meta.format_version this code reads and writes */
+#define TSS_FORMAT_VERSION 2          /* meta.format_version of new stores (2: with groups) */
+#define TSS_FORMAT_MIN 1              /* oldest version this code reads (1: no chunks.groups column) */
 #define TSS_APPLICATION_ID 0x54534350 /* PRAGMA application_id: "TSCP", same as the wire magic */
 
 #if defined(__GNUC__)
@@ -47,6 +48,9 @@ enum tss_q {
     TSS_Q_CHUNK_UPDATE,
     TSS_Q_CHUNK_LATEST,
     TSS_Q_CHUNK_DATA,
+    TSS_Q_CHUNK_INSERT1,
+    TSS_Q_CHUNK_UPDATE1,
+    TSS_Q_GROUPS_GET,
     TSS_Q_EVENT_INSERT,
     TSS_Q_GAP_INSERT,
     TSS_Q_RUNS_LIST,
@@ -59,6 +63,74 @@ enum tss_q {
     TSS_Q_COUNT
 };
 
+/* ---- group summaries (store_groups.c, docs/store.md "chunks.groups") -----------
+ * Each chunk of a version-2 store has a groups blob in its row: the M4
+ * summaries (tss_bucket) of its points grouped by step >> g, g chosen per
+ * chunk as the smallest shift that leaves at most TSS_GROUPS_MAX groups. A
+ * range whose edges fall on multiples of 2^g (the viewer's power-of-two
+ * columns) is then reduced from the groups without decoding the chunk. */
+#define TSS_GROUPS_MAX 32
+#define TSS_GROUPS_BLOB_MAX (16 + (TSS_GROUPS_MAX + 1) * 10 * 10) /* 10 varints a group */
+
+typedef struct tss_grps {
+    uint32_t n;                 /* groups in use */
+    uint32_t g;                 /* shift: a group holds the points whose step >> g is equal */
+    int64_t key;                /* step >> g of group n-1 */
+    tss_bucket *cur;            /* &b[n - 1] */
+    tss_bucket b[TSS_GROUPS_MAX + 1];
+} tss_grps;
+
+/* No groups; the key (1 at shift 63) matches no step, so the next point
+ * starts the first group, at shift 0. */
+static inline void tss__grps_reset(tss_grps *G)
+{
+    G->n = 0;
+    G->g = 63;
+    G->key = 1;
+}
+/* Start a group at step (coarsening first when TSS_GROUPS_MAX are in use);
+ * returns the group the point goes to. */
+tss_bucket *tss__grps_start(tss_grps *G, int64_t step, double v);
+/* The writer's per-point step (steps never go back within a chunk). The
+ * groups are kept in a raw form that needs no NaN test per point: min and
+ * max start at +Inf and -Inf, which a comparison with NaN never replaces and
+ * which equal the first such real value bit for bit; tss__grps_get turns a
+ * group without non-NaN values back into NaN extrema (tss_bucket_add's). */
+static inline void tss__grps_add(tss_grps *G, int64_t step, double v)
+{
+    tss_bucket *b = G->cur;
+
+    if (TSS_UNLIKELY((step >> G->g) != G->key))
+        b = tss__grps_start(G, step, v);
+    b->count++;
+    b->step_last = step;
+    b->last = v;
+    if (v < b->min)
+        b->min = v;
+    if (v > b->max)
+        b->max = v;
+    if (TSS_UNLIKELY(!(fabs(v) < INFINITY))) {
+        b->n_nan += v != v;
+        b->n_inf += v == v;
+    }
+}
+/* Group i as tss_bucket_add would have made it. */
+static inline tss_bucket tss__grps_get(const tss_grps *G, uint32_t i)
+{
+    tss_bucket b = G->b[i];
+
+    if (b.n_nan == b.count)
+        b.min = b.max = NAN;
+    return b;
+}
+/* The groups blob (at most TSS_GROUPS_BLOB_MAX bytes); returns its length. */
+size_t tss__grps_encode(const tss_grps *G, uint8_t *out);
+/* Parse a groups blob of a chunk of n points from step_first to step_last
+ * into out[max]: returns the group count, *g the shift, or -EINVAL when it
+ * is malformed or disagrees with the chunk. */
+int tss__grps_decode(const uint8_t *p, size_t len, int64_t n, int64_t step_first, int64_t step_last,
+                     tss_bucket *out, size_t max, uint32_t *g);
+
 /* Writer state of one series, in an array indexed by series id. */
 typedef struct tss_ser {
     uint8_t loaded;         /* generation and last step read from the chunks table */
@@ -70,8 +142,10 @@ typedef struct tss_ser {
     int64_t run_id;         /* for runs.updated_ns at commit */
     int64_t t_last_ns;      /* newest time appended since the last commit */
     int64_t t_first, t_last;/* open chunk's first and last time, in store units */
-    tss_bucket sum;         /* open chunk's summary (count, steps, min, max, ...) */
+    tss_bucket sum;         /* open chunk's summary (count, steps, min, max, ...); with groups,
+                               merged from them when the chunk is written */
     tsc_enc enc;            /* open chunk */
+    tss_grps *grps;         /* open chunk's groups (version-2 stores), owned */
 } tss_ser;
 
 /* A stream whose sequence number this writer has touched (open addressing). */
@@ -101,6 +175,7 @@ struct tss_store {
     char *path;
     int writer;
     int64_t unit;           /* time_unit_ns */
+    int version;            /* meta.format_version: 2 has chunks.groups */
     int broken;             /* writer: negative errno once a transaction was lost */
     int in_txn;             /* writer: BEGIN done, COMMIT pending */
     int sqlrc;              /* SQLite code of the last SQLite failure */
@@ -125,6 +200,8 @@ struct tss_store {
     double *scr_values;
     tss_gen *gens;
     size_t gens_cap;
+    tss_bucket *grp;        /* readers: one chunk's groups, TSS_GROUPS_MAX + 1 */
+    uint8_t grp_blob[TSS_GROUPS_BLOB_MAX]; /* writer: encoded groups of one chunk */
 };
 
 /* Errors: set st->err, return rc (a negative errno). */

@@ -594,13 +594,63 @@ static size_t tss_bucket_of(const tss_buckets_ctx *k, uint64_t off)
     return a;
 }
 
+/* A chunk cut by bucket edges, from its groups (version 2): possible when
+ * every group it has in the range lies in one bucket and wholly on one side
+ * of the range's ends and of the timeline cut. Returns 1 when folded, 0 when
+ * the chunk must be decoded, or an error for a corrupt groups blob. */
+static int tss_buckets_groups(tss_store *st, int64_t sid, const tss_chunk *c, tss_buckets_ctx *k)
+{
+    sqlite3_stmt *s;
+    const uint8_t *blob;
+    uint32_t g;
+    int ng, rc;
+
+    if (st->version < 2)
+        return 0;
+    if (!st->grp && !(st->grp = malloc((TSS_GROUPS_MAX + 1) * sizeof *st->grp)))
+        return tss_oom(st);
+    rc = tss__stmt(st, TSS_Q_GROUPS_GET, &s);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, c->id);
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW || sqlite3_column_type(s, 0) == SQLITE_NULL) {
+        rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : tss__sqlfail(st, rc, "read a chunk's groups");
+        sqlite3_reset(s);
+        return rc;
+    }
+    blob = sqlite3_column_blob(s, 0);
+    ng = blob ? tss__grps_decode(blob, (size_t)sqlite3_column_bytes(s, 0), c->sum.count, c->sum.step_first,
+                                 c->sum.step_last, st->grp, TSS_GROUPS_MAX + 1, &g)
+              : -EINVAL;
+    sqlite3_reset(s);
+    if (ng < 0)
+        return tss_corrupt(st, sid, c, "bad groups");
+    for (int i = 0; i < ng; i++) {
+        const tss_bucket *b = &st->grp[i];
+        if (b->step_last < k->from || b->step_first > k->to || (c->has_cut && b->step_first >= c->cut))
+            continue;
+        if (b->step_first < k->from || b->step_last > k->to || (c->has_cut && b->step_last >= c->cut) ||
+            tss_bucket_of(k, (uint64_t)b->step_first - (uint64_t)k->from) !=
+                tss_bucket_of(k, (uint64_t)b->step_last - (uint64_t)k->from))
+            return 0;
+    }
+    for (int i = 0; i < ng; i++) {
+        const tss_bucket *b = &st->grp[i];
+        if (b->step_last < k->from || b->step_first > k->to || (c->has_cut && b->step_first >= c->cut))
+            continue;
+        tss_bucket_merge(&k->out[tss_bucket_of(k, (uint64_t)b->step_first - (uint64_t)k->from)], b);
+    }
+    return 1;
+}
+
 static int tss_buckets_chunk(tss_store *st, int64_t sid, const tss_chunk *c, void *ctx)
 {
     tss_buckets_ctx *k = ctx;
     uint64_t off;
     int64_t cnt;
     size_t b = 0;
-    int started = 0;
+    int started = 0, rc;
 
     /* A summary stores NaN as NULL and loses its payload: chunks whose first
      * or last value is NaN are decoded so first and last stay bit-exact. */
@@ -612,6 +662,9 @@ static int tss_buckets_chunk(tss_store *st, int64_t sid, const tss_chunk *c, voi
             return 0;
         }
     }
+    rc = tss_buckets_groups(st, sid, c, k);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
     cnt = tss_chunk_decode(st, sid, c);
     if (cnt < 0)
         return (int)cnt;

@@ -727,6 +727,252 @@ static void test_buckets_keep_negative_zero(void)
     tss_close(rd);
 }
 
+/* ---- group summaries (format 2) ----------------------------------------- */
+
+typedef struct gr_ctx {
+    tss_chunks *q;
+    tss_store *st;
+    int64_t chunks, with_groups, groups;
+} gr_ctx;
+
+/* Every chunk's groups against its decoded points: disjoint runs of points
+ * in step order that cover the chunk, each one's M4 equal to folding its
+ * points, all aligned to one power of two (the points of a group share
+ * step >> g, consecutive groups do not). */
+static int gr_check_chunk(void *ctx, const tss_chunk_row *row)
+{
+    static int64_t steps[TSC_MAX_POINTS], t[TSC_MAX_POINTS];
+    static double v[TSC_MAX_POINTS];
+    tss_bucket grp[TSS_CHUNK_GROUPS_MAX], want;
+    gr_ctx *c = ctx;
+    int64_t cnt = tss_chunks_decode(c->q, row->id, row->n, row->step_first, steps, t, v);
+    int ng = tss_chunks_groups(c->q, row->id, row->n, row->step_first, row->step_last, grp,
+                               TSS_CHUNK_GROUPS_MAX);
+    int64_t i = 0;
+    int g = 0;
+
+    c->chunks++;
+    CHECK(cnt == row->n, "chunk %" PRId64 ": decoded %" PRId64 " of %" PRId64, row->id, cnt, row->n);
+    CHECK(ng >= 0, "chunk %" PRId64 ": groups: %s", row->id, tss_errmsg(c->st));
+    if (cnt != row->n || ng <= 0)
+        return 0;
+    c->with_groups++;
+    c->groups += ng;
+    for (int k = 0; k < ng; k++)
+        while (g < 63 && (grp[k].step_first >> g) != (grp[k].step_last >> g))
+            g++;
+    for (int k = 0; k < ng; k++) {
+        tss_bucket_init(&want);
+        for (; i < cnt && steps[i] <= grp[k].step_last; i++)
+            tss_bucket_add(&want, steps[i], v[i]);
+        if (!bk_same(&grp[k], &want)) {
+            CHECK(0, "chunk %" PRId64 " group %d: count %" PRId64 "/%" PRId64 " steps %" PRId64 "..%" PRId64
+                     " min %g/%g first %016" PRIx64 "/%016" PRIx64,
+                  row->id, k, grp[k].count, want.count, grp[k].step_first, grp[k].step_last, grp[k].min,
+                  want.min, bits_of(grp[k].first), bits_of(want.first));
+            return 0;
+        }
+        CHECK(k == 0 || (grp[k].step_first >> g) != (grp[k - 1].step_last >> g),
+              "chunk %" PRId64 ": groups %d and %d share a 2^%d-aligned range", row->id, k - 1, k, g);
+    }
+    CHECK(i == cnt, "chunk %" PRId64 ": groups cover %" PRId64 " of %" PRId64 " points", row->id, i, cnt);
+    return 0;
+}
+
+/* Random segments (resumes), step gaps from 0 to 2^40 (g from 0 up), values
+ * with NaN payloads, +-Inf, -0.0, float32 and float64 chunks. */
+static size_t gr_fill(tss_store *wr, int64_t sid, bk_point *all, size_t max, int64_t *lo, int64_t *hi)
+{
+    int64_t step = -5000;
+    size_t n = 0;
+    int gen = 0;
+    double last = 0;
+
+    *lo = INT64_MAX;
+    *hi = INT64_MIN;
+    while (n < max) {
+        size_t len = 1 + rnd() % 9000;
+        int f32 = rnd() % 2, gap = (int)(rnd() % 5);
+        int64_t start = n == 0 ? step : step + (int64_t)(rnd() % 30000) - 20000;
+        if (n && start < step)
+            gen++;
+        step = start;
+        for (size_t i = 0; i < len && n < max; i++, n++) {
+            last = random_value(last);
+            if (f32 && !isnan(last))
+                last = (double)(float)last;
+            all[n] = (bk_point){step, last, gen, n};
+            CHECK(tss_append(wr, sid, step, (int64_t)n * 1000000, last) >= 0, "append: %s", tss_errmsg(wr));
+            *lo = step < *lo ? step : *lo;
+            *hi = step > *hi ? step : *hi;
+            if (rnd() % 5000 == 0)
+                tss_commit(wr);
+            step += gap == 0 ? (int64_t)(rnd() % 2) : gap == 1 ? 1 : gap == 2 ? (int64_t)(rnd() % 100)
+                    : gap == 3 ? 64 : (int64_t)(rnd() % ((int64_t)1 << 40));
+        }
+    }
+    return n;
+}
+
+/* Buckets of power-of-two width starting at a multiple of it: the edges a
+ * viewer column has, where groups replace decoding. */
+static void gr_compare_aligned(tss_store *rd, int64_t sid, int64_t lo, int64_t hi)
+{
+    for (int r = 0; r < 40; r++) {
+        int lw = (int)(rnd() % 20);
+        int64_t w = (int64_t)1 << lw, a = lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1));
+        size_t nb = 1 + rnd() % 300;
+        a &= ~(w - 1);
+        if (a > INT64_MAX - (int64_t)nb * w)
+            continue;
+        bk_compare(rd, sid, a, a + (int64_t)nb * w - 1, nb);
+    }
+}
+
+static void test_groups_equal_decoded_points(void)
+{
+    static bk_point all[BK_MAX];
+    char path[256];
+    int64_t ids[1], lo, hi;
+    gr_ctx c = {0};
+
+    path_in(path, sizeof path, "groups", "runs.db");
+    tss_store *wr = open_store(path, 1, 0);
+    if (!wr)
+        return;
+    run_with_series(wr, NULL, "groups", 1, ids);
+    gr_fill(wr, ids[0], all, BK_MAX, &lo, &hi);
+    gr_compare_aligned(wr, ids[0], lo, hi); /* the writer's open chunks too */
+    CHECK(tss_close(wr) == 0, "close");
+
+    tss_store *rd = open_store(path, 0, 0);
+    if (!rd)
+        return;
+    c.st = rd;
+    CHECK(tss_chunks_open(rd, &c.q) == 0, "chunks_open");
+    CHECK(tss_chunks_list(c.q, ids[0], 0, gr_check_chunk, &c) == 0, "list: %s", tss_errmsg(rd));
+    CHECK(c.chunks > 10 && c.with_groups == c.chunks, "%" PRId64 " of %" PRId64 " chunks have groups",
+          c.with_groups, c.chunks);
+    printf("groups: %" PRId64 " chunks, %.1f groups per chunk\n", c.chunks,
+           c.chunks ? (double)c.groups / (double)c.chunks : 0.0);
+    tss_chunks_close(c.q);
+    gr_compare_aligned(rd, ids[0], lo, hi);
+    for (int r = 0; r < 20; r++) {  /* unaligned edges: decoded where a group is cut */
+        int64_t a = lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1));
+        bk_compare(rd, ids[0], a, a + (int64_t)(rnd() % 200000), 1 + rnd() % 500);
+    }
+    tss_close(rd);
+}
+
+static void sql_on(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK, "sqlite3_open");
+    CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+    sqlite3_close(db);
+}
+
+/* Aligned buckets come from the groups alone: with every blob destroyed
+ * they still read, exactly as before; unaligned ones decode and report the
+ * damage. A damaged groups blob is reported as corrupt too. */
+static void test_groups_spare_the_decoder(void)
+{
+    char path[256];
+    int64_t ids[1];
+    tss_bucket want[64], got[64], b[64];
+
+    path_in(path, sizeof path, "groups_only", "runs.db");
+    tss_store *st = open_store(path, 1, 0);
+    if (!st)
+        return;
+    run_with_series(st, NULL, "g", 1, ids);
+    for (int64_t s = 0; s < 20000; s++)
+        tss_append(st, ids[0], s, s * 1000000, s % 97 == 0 ? NAN : sin((double)s) * 3);
+    tss_close(st);
+    st = open_store(path, 0, 0);
+    if (!st)
+        return;
+    CHECK(tss_read_buckets(st, ids[0], 0, 64 * 512 - 1, 64, want) == 0, "buckets: %s", tss_errmsg(st));
+    tss_close(st);
+    sql_on(path, "UPDATE chunks SET data = x'0102'");
+    st = open_store(path, 0, 0);
+    if (!st)
+        return;
+    CHECK(tss_read_buckets(st, ids[0], 0, 64 * 512 - 1, 64, got) == 0, "aligned buckets without blobs: %s",
+          tss_errmsg(st));
+    for (int i = 0; i < 64; i++)
+        CHECK(bk_same(&got[i], &want[i]), "bucket %d differs", i);
+    CHECK(tss_read_buckets(st, ids[0], 0, 19999, 64, b) == -EINVAL, "unaligned buckets decode");
+    tss_close(st);
+    sql_on(path, "UPDATE chunks SET groups = substr(groups, 1, length(groups) - 3) WHERE id = 2");
+    st = open_store(path, 0, 0);
+    if (!st)
+        return;
+    int rc = tss_read_buckets(st, ids[0], 0, 64 * 512 - 1, 64, got);
+    CHECK(rc == -EINVAL && strstr(tss_errmsg(st), "chunk 2") && strstr(tss_errmsg(st), "groups"),
+          "damaged groups: %d %s", rc, tss_errmsg(st));
+    tss_close(st);
+}
+
+/* A version-1 store (no groups column, the narrower index) opens, reads
+ * exactly (every cut chunk decoded), and stays version 1 when a writer
+ * appends to it; a version from the future is refused by name. */
+static void test_version1_store_still_reads(void)
+{
+    static bk_point all[20000];
+    char path[256];
+    int64_t ids[1], lo, hi, lo2, hi2, version = 0;
+    gr_ctx c = {0};
+    sqlite3 *db;
+    sqlite3_stmt *q;
+
+    path_in(path, sizeof path, "v1", "runs.db");
+    tss_store *st = open_store(path, 1, 0);
+    if (!st)
+        return;
+    run_with_series(st, NULL, "v1", 1, ids);
+    gr_fill(st, ids[0], all, 10000, &lo, &hi);
+    tss_close(st);
+    sql_on(path, "DROP INDEX chunks_by_series; ALTER TABLE chunks DROP COLUMN groups; "
+                 "CREATE INDEX chunks_by_series ON chunks(series_id, gen, step_first, step_last, n); "
+                 "UPDATE meta SET value = 1 WHERE key = 'format_version'");
+    st = open_store(path, 1, 0);
+    if (!st)
+        return;
+    gr_fill(st, ids[0], all + 10000, 10000, &lo2, &hi2);
+    CHECK(tss_close(st) == 0, "close the v1 writer");
+    lo = lo2 < lo ? lo2 : lo;
+    hi = hi2 > hi ? hi2 : hi;
+    st = open_store(path, 0, 0);
+    if (!st)
+        return;
+    c.st = st;
+    CHECK(tss_chunks_open(st, &c.q) == 0, "chunks_open");
+    CHECK(tss_chunks_list(c.q, ids[0], 0, gr_check_chunk, &c) == 0, "list: %s", tss_errmsg(st));
+    CHECK(c.chunks > 4 && c.with_groups == 0, "v1: %" PRId64 " of %" PRId64 " chunks have groups",
+          c.with_groups, c.chunks);
+    tss_chunks_close(c.q);
+    gr_compare_aligned(st, ids[0], lo, hi);
+    bk_compare(st, ids[0], lo, hi, 777);
+    tss_close(st);
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK, "sqlite3_open");
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'format_version'", -1, &q, NULL) == SQLITE_OK) {
+        if (sqlite3_step(q) == SQLITE_ROW)
+            version = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+    }
+    sqlite3_close(db);
+    CHECK(version == 1, "a v1 store written by this writer is version %" PRId64, version);
+
+    sql_on(path, "UPDATE meta SET value = 3 WHERE key = 'format_version'");
+    char err[512];
+    st = NULL;
+    int rc = tss_open(&st, path, NULL, err, sizeof err);
+    CHECK(rc == -EINVAL && strstr(err, "format version 3") && strstr(err, "versions 1 to 2"),
+          "version 3: %d %s", rc, err);
+    tss_close(st);
+}
+
 /* ---- one writer, many readers ------------------------------------------ */
 
 static int second_writer_helper(const char *path)
@@ -1128,6 +1374,9 @@ int main(int argc, char **argv)
     test_generation_survives_writer_reopen();
     test_buckets_equal_reduced_points();
     test_buckets_keep_negative_zero();
+    test_groups_equal_decoded_points();
+    test_groups_spare_the_decoder();
+    test_version1_store_still_reads();
     test_second_writer_is_refused();
     test_reader_sees_commits_while_writer_writes();
     test_not_a_store_is_refused();
