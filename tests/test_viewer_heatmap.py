@@ -19,10 +19,13 @@ scale, and the findings list's rows; the checks read the PNG:
   data and shows a spike that arrived after the first frame;
 - findings: i lists every stored finding (count from the store), j/k
   select and centre the view on one, Esc closes the list without quitting;
-  hovering a marker shows its tooltip.
+  hovering a marker shows its tooltip;
+- the interactive window, driven through XTest: i and a click on the list's
+  second entry leave the window equal to --screenshot --keys ijj.
 
 usage: /usr/bin/python3 test_viewer_heatmap.py TRAINSCOPE TRAINSCOPE_VIEWER [case ...]
 """
+import ctypes.util
 import math
 import os
 import random
@@ -313,6 +316,69 @@ def marker_tooltip():
     check(sh.ok() and sh.tooltip is None and frame > 100, f"tooltip: hovering a cell shows its values box ({frame})")
 
 
+def click_in_window():
+    """The interactive window under Xvfb, driven through XTest: key i opens
+    the list, a click on its second entry selects it and centres the view
+    on it: the window then equals --screenshot --keys ijj pixel for pixel."""
+    if "DISPLAY" not in tv.DISPLAY.env:
+        check(False, "click: needs Xvfb")
+        return
+    import ctypes
+    import signal
+    import subprocess
+    import time
+    import test_viewer_window as tw
+    x = tw.X(tv.DISPLAY.env["DISPLAY"])
+    xt = ctypes.CDLL(ctypes.util.find_library("Xtst") or "libXtst.so.6")
+    xt.XTestFakeKeyEvent.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_ulong]
+    xt.XTestFakeButtonEvent.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_ulong]
+    x.x.XKeysymToKeycode.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
+    x.x.XKeysymToKeycode.restype = ctypes.c_ubyte
+    w, h = 900, 640
+    ref = Shot(STORE, "click-ref", "--run", "deep", "--keys", "ijj")
+    opened = Shot(STORE, "click-open", "--run", "deep", "--keys", "i")
+    if not check(ref.ok() and len(opened.frows) >= 2, f"click: references ({ref.err.strip()})"):
+        return
+    _, _, ref_rows = tw.png_rgb_rows(os.path.join(tv.TMP, "click-ref.png"))
+    x.pointer_to(1919, 1199)
+    p = subprocess.Popen([tv.VIEWER, STORE, "--run", "deep", "--size", f"{w}x{h}"], env=tv.DISPLAY.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        win, deadline = 0, time.monotonic() + 15
+        while not win and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.1)
+            win = x.find("trainscope")
+        if not check(win != 0, "click: the viewer's window appears"):
+            return
+        time.sleep(0.5)
+        row = opened.frows[1]
+        # the pointer into the window (focus follows it without a window manager), then i
+        x.x.XWarpPointer(x.dpy, 0, win, 0, 0, 0, 0, w - 60, row["y"] + 6)
+        x.x.XSync(x.dpy, 0)
+        key = x.x.XKeysymToKeycode(x.dpy, ord("i"))
+        xt.XTestFakeKeyEvent(x.dpy, key, 1, 0)
+        xt.XTestFakeKeyEvent(x.dpy, key, 0, 0)
+        x.x.XSync(x.dpy, 0)
+        time.sleep(0.5)
+        xt.XTestFakeButtonEvent(x.dpy, 1, 1, 0)
+        xt.XTestFakeButtonEvent(x.dpy, 1, 0, 0)
+        x.x.XSync(x.dpy, 0)
+        diff = tw.wait_for(x, win, w, h, ref_rows)
+        check(diff == 0, f"click: after i and a click on the second entry the window equals --keys ijj "
+                         f"({diff} pixels differ)")
+    finally:
+        alive = p.poll() is None
+        p.send_signal(signal.SIGTERM)
+        try:
+            _, err = p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+        check(alive and p.returncode == 0, f"click: the window quits on SIGTERM with 0 ({p.returncode}, "
+                                           f"{err.decode(errors='replace').strip()[:300]})")
+        x.close()
+
+
 CASES = {
     "spike": spike_every_zoom,
     "nan": nan_and_empty_cells,
@@ -322,6 +388,7 @@ CASES = {
     "live": live,
     "findings": findings_list,
     "tooltip": marker_tooltip,
+    "click": click_in_window,
 }
 
 if __name__ == "__main__":
