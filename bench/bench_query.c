@@ -12,8 +12,11 @@
  * as a reader, as the CLI and the viewer do, and times K queries of each
  * kind (range reads at K different offsets, spread over the series); prints
  * the median and the p99 (for K < 100 the p99 is the slowest), and for the
- * reduction how many chunks a bucket edge cuts (those are decoded, the
- * others folded from their summaries) and what one bucket, all summaries,
+ * reduction how many chunks a bucket edge cuts (those are folded from
+ * their groups when the edge falls between two, else decoded; the others
+ * from their summaries), the same number of buckets of a power-of-two width
+ * at multiples of it (the viewer's columns: groups only, no decode), and what
+ * one bucket, all summaries,
  * costs. The file is deleted at the end, also on failure.
  */
 #include <errno.h>
@@ -152,16 +155,47 @@ int main(int argc, char **argv)
         /* The reducer folds a chunk from its row's summary unless a bucket
          * edge cuts it; those it decodes. Count them the same way. */
         __extension__ typedef unsigned __int128 u128;
-        int64_t chunks = (points + 4095) / 4096, cut = 0;
+        int64_t chunks = (points + 4095) / 4096, cut = 0, decoded = 0;
         for (int64_t c = 0; c < chunks; c++) {
             int64_t a = c * 4096, z = a + 4095 < points ? a + 4095 : points - 1;
-            if ((u128)a * (u128)buckets / (u128)points != (u128)z * (u128)buckets / (u128)points)
-                cut++;
+            if ((u128)a * (u128)buckets / (u128)points == (u128)z * (u128)buckets / (u128)points)
+                continue;
+            cut++;
+            /* the chunk's 32 groups of 128 steps: decoded when an edge cuts one */
+            for (int64_t g = a; g <= z; g += 128) {
+                int64_t ge = g + 127 < z ? g + 127 : z;
+                if ((u128)g * (u128)buckets / (u128)points != (u128)ge * (u128)buckets / (u128)points) {
+                    decoded++;
+                    break;
+                }
+            }
         }
-        char what[64], extra[96];
+        char what[64], extra[128];
         snprintf(what, sizeof what, "%d M4 buckets of %" PRId64 " points", buckets, points);
-        snprintf(extra, sizeof extra, "; %" PRId64 " of %" PRId64 " chunks cut by a bucket edge, decoded", cut,
-                 chunks);
+        snprintf(extra, sizeof extra, "; %" PRId64 " of %" PRId64 " chunks cut by a bucket edge, %" PRId64
+                 " of them decoded", cut, chunks, decoded);
+        report(what, ms, reps, extra);
+    }
+    /* The same number of buckets with power-of-two widths at multiples of
+     * the width, as the viewer's columns (tvm_align_range): every edge falls
+     * between two groups (format 2), so nothing is decoded. */
+    int64_t w = 1;
+    while (w < INT64_MAX / 2 && w * buckets < points)
+        w *= 2;
+    for (int i = 0; rc == 0 && i < reps; i++) {
+        t = (bench_now_s() * 1e3);
+        rc = tss_read_buckets(st, 1, 0, w * buckets - 1, (size_t)buckets, out);
+        ms[i] = (bench_now_s() * 1e3) - t;
+        counted = 0;
+        for (int b = 0; b < buckets; b++)
+            counted += out[b].count;
+        if (rc == 0 && counted != points)
+            rc = -EIO;
+    }
+    if (rc == 0) {
+        char what[64], extra[64];
+        snprintf(what, sizeof what, "%d M4 buckets of 2^%d steps", buckets, __builtin_ctzll((unsigned long long)w));
+        snprintf(extra, sizeof extra, "; edges at multiples of %" PRId64 ", over all points", w);
         report(what, ms, reps, extra);
     }
     /* One bucket: every chunk folded from its summary, nothing decoded: the
