@@ -322,6 +322,12 @@ int tvv__render_heat(tvv_view *v, tvr_canvas *cv, panel *p, int64_t *points)
     tvr_set_clip(cv, pl);
     if (nrows > 0)
         paint_cells(cv, p, st, val, nrows, ncols, st + ncell, val + ncell, v->hrow);
+    /* a background line between the blocks of two runs, when rows are tall enough to spare it */
+    for (size_t slot = 1; slot < nslots && pl.h >= 3 * (int)nrows; slot++) {
+        int y0, y1;
+        row_span(&pl, slot * p->nlayers, nrows, &y0, &y1);
+        tvr_fill(cv, (tvr_rect){pl.x, y0, pl.w, 1}, BG);
+    }
     tvv__draw_findings(v, cv, p);
     tvr_reset_clip(cv);
     tvr_outline(cv, (tvr_rect){pl.x - 1, pl.y - 1, pl.w + 2, pl.h + 2}, FRAME);
