@@ -15,6 +15,7 @@ scale, and the findings list's rows; the checks read the PNG:
 - two runs: a block of rows each, only the exploding run hot; a run hidden
   with its key drops its block;
 - more layers than pixel rows: a spike in one of 160 layers still shows;
+- ranks of a run fold into its rows by max: one rank's spike is hot;
 - live: a heatmap from the collector's API while it ingests grows with the
   data and shows a spike that arrived after the first frame;
 - findings: i lists every stored finding (count from the store), j/k
@@ -217,6 +218,31 @@ def many_layers():
     check(not cold, f"many: and no other pixel row is ({cold})")
 
 
+def ranks():
+    """A run at two ranks: one block of rows, a cell the max over the ranks,
+    so rank 1's explosion in layer 2 is hot though rank 0 is calm there."""
+    col = Collector(tv.TRAINSCOPE, tmp=os.path.join(tv.TMP, "ranks"), extra=["--quiet", "--detect", "off"])
+    os.makedirs(col.tmp, exist_ok=True)
+    col.start()
+    ok = True
+    for rank in (0, 1):
+        pub = tv.SpecPublisher(col.ingest, "ddp", rank=rank, world_size=2, batch_size=5000)
+        for s in range(300):
+            for i in range(4):
+                pub.log(f"grad_norm/layer.{i}", s, 40.0 if (rank, i, s) == (1, 2, 150) else 1.0 + 0.1 * i + 0.01 * rank,
+                        tv.T0 + s * 1_000_000)
+        pub.bye("finished")
+        ok = pub.flush(60) and ok
+        pub.close()
+    check(ok and col.stop() == 0, "ranks: both ranks acknowledged")
+    sh = Shot(col.store, "heat-ranks")
+    if not check(sh.ok() and GROUP in sh.heat, f"ranks: rendered ({sh.err.strip()})"):
+        return
+    check(sh.heat[GROUP]["rows"] == 4, f"ranks: one block of 4 rows for the run ({sh.heat[GROUP]['rows']})")
+    check(sh.cell("ddp", layer(2), 150) == HOT and sh.cell("ddp", layer(3), 150) != HOT,
+          "ranks: rank 1's spike makes the run's layer 2 cell hot, layer 3's is not")
+
+
 def live():
     """Against a collector's API while it ingests: the first frame has the
     first half; after the second half (with a spike) arrives, a new frame
@@ -385,6 +411,7 @@ CASES = {
     "keys": keys_toggle,
     "runs": two_runs,
     "many": many_layers,
+    "ranks": ranks,
     "live": live,
     "findings": findings_list,
     "tooltip": marker_tooltip,
