@@ -183,6 +183,13 @@ int tda_series_init(tda_series *s, const tda_params *p)
     if (!(s->buf = malloc(tda_roll_buf_len(p->window) * sizeof *s->buf)))
         return -ENOMEM;
     tda_roll_init(&s->roll, s->buf, p->window);
+    s->band_merges = UINT32_MAX;   /* computed at the first full window */
+    s->score = p->spike > 0;
+    /* The window is what spike detection and the online straggler check
+     * read; a series neither looks at (most metrics, with the default
+     * rules) skips it: pushing costs more than the rest of ingest per point. */
+    s->keep = p->spike > 0 || p->role == TDA_ROLE_STEPTIME || p->role == TDA_ROLE_THROUGHPUT;
+    s->trend = p->role == TDA_ROLE_LOSS && (p->diverge > 0 || p->plateau > 0);
     s->alpha = 2.0 / (p->window + 1.0);     /* a division per point costs more than the rest */
     return 0;
 }
@@ -218,22 +225,30 @@ static double robust_sigma(double mad, double median)
  * window's bounds alone (lo <= median <= hi, mad_lo <= MAD; tda_roll.h):
  * robust_sigma is monotone in the MAD and in |median|, so its value at the
  * bounds is a lower bound, and |v - median| <= max(v - lo, hi - v). The
+ * threshold distance changes only when the window merges (the MAD bound
+ * does; |median| is bounded with the bounds that hold until then). The
  * factor 1 - 1e-12 absorbs the rounding of the subtraction and division of
  * the exact z (a few ulps), so a point passed here is one the exact test
  * rejects too: the findings are those of scoring every point exactly. */
-static int surely_below(const tda_series *s, double v)
+static int surely_below(tda_series *s, double v)
 {
-    double lo, hi, mad_lo;
-    tda_roll_bounds(&s->roll, &lo, &hi, &mad_lo);
-    double mag = lo > 0 ? lo : hi < 0 ? -hi : 0;   /* the least |median| can be */
-    double sigma = TDA_MAD_SIGMA * mad_lo, floor_ = 1e-9 * mag;
-    double t = s->p.spike * (sigma > floor_ ? sigma : floor_) * (1 - 1e-12);
+    const tda_roll *r = &s->roll;
+    if (s->band_merges != r->merges) {
+        double lo, hi;
+        tda_roll_range(r, &lo, &hi);
+        double mag = lo > 0 ? lo : hi < 0 ? -hi : 0;   /* the least |median| can be */
+        double sigma = TDA_MAD_SIGMA * r->mad_lo, floor_ = 1e-9 * mag;
+        s->band = s->p.spike * (sigma > floor_ ? sigma : floor_) * (1 - 1e-12);
+        s->band_merges = r->merges;
+    }
+    double lo, hi, mad_lo, t = s->band;
+    tda_roll_bounds(r, &lo, &hi, &mad_lo);
     /* A flat window (the MAD and the median 0) leaves t = 0: a value equal
      * to the median then scores 0, which is no spike either. */
     return (v - lo < t && hi - v < t) || (v == lo && v == hi);
 }
 
-static int feed_nonfinite(tda_series *s, int64_t step, int64_t t_ns, double v, tda_finding *out)
+__attribute__((noinline)) static int feed_nonfinite(tda_series *s, int64_t step, int64_t t_ns, double v, tda_finding *out)
 {
     if (!s->p.nonfinite)
         return 0;
@@ -296,6 +311,27 @@ static int feed_z(tda_series *s, int64_t step, int64_t t_ns, double v, double me
     return 1;
 }
 
+/* The findings of feed_trend, out of its line (rare; snprintf is large). */
+__attribute__((noinline)) static void emit_divergence(tda_series *s, int64_t step, int64_t t_ns, double rise,
+                                                       tda_finding *out)
+{
+    s->diverged = 1;
+    snprintf(emit(out, TDA_DIVERGENCE, TDA_CRITICAL, s->div_first, step, t_ns, s->ema, s->best_ema, NAN,
+                  rise / fabs(s->best_ema), s->p.diverge)->message,
+             sizeof out->message,
+             "diverging: smoothed value %.6g is %.0f%% above its best %.6g (step %" PRId64 ")",
+             s->ema, 100 * rise / fabs(s->best_ema), s->best_ema, s->best_step);
+}
+
+__attribute__((noinline)) static void emit_plateau(tda_series *s, int64_t step, int64_t t_ns, tda_finding *out)
+{
+    s->plateau_fired = 1;
+    snprintf(emit(out, TDA_PLATEAU, TDA_INFO, s->best_step, step, t_ns, s->ema, s->plateau_best, NAN,
+                  (double)(step - s->best_step), (double)s->p.plateau)->message,
+             sizeof out->message, "plateau: no new best since step %" PRId64 " (%" PRId64 " steps)",
+             s->best_step, step - s->best_step);
+}
+
 /* Divergence and plateau on the EMA of a loss. */
 static int feed_trend(tda_series *s, int64_t step, int64_t t_ns, double v, tda_finding *out)
 {
@@ -320,12 +356,7 @@ static int feed_trend(tda_series *s, int64_t step, int64_t t_ns, double v, tda_f
             if (s->div_run++ == 0)
                 s->div_first = step;
             if (s->div_run == p->window && !s->diverged) {
-                s->diverged = 1;
-                snprintf(emit(out, TDA_DIVERGENCE, TDA_CRITICAL, s->div_first, step, t_ns, s->ema,
-                              s->best_ema, NAN, rise / fabs(s->best_ema), p->diverge)->message,
-                         sizeof out->message,
-                         "diverging: smoothed value %.6g is %.0f%% above its best %.6g (step %" PRId64 ")",
-                         s->ema, 100 * rise / fabs(s->best_ema), s->best_ema, s->best_step);
+                emit_divergence(s, step, t_ns, rise, out);
                 n++;
             }
         } else {
@@ -335,14 +366,20 @@ static int feed_trend(tda_series *s, int64_t step, int64_t t_ns, double v, tda_f
         }
     }
     if (p->plateau > 0 && !s->plateau_fired && step - s->best_step >= (int64_t)p->plateau) {
-        s->plateau_fired = 1;
-        snprintf(emit(out + n, TDA_PLATEAU, TDA_INFO, s->best_step, step, t_ns, s->ema, s->plateau_best, NAN,
-                      (double)(step - s->best_step), (double)p->plateau)->message,
-                 sizeof out->message, "plateau: no new best since step %" PRId64 " (%" PRId64 " steps)",
-                 s->best_step, step - s->best_step);
+        emit_plateau(s, step, t_ns, out + n);
         n++;
     }
     return n;
+}
+
+/* The rare point that might pass the threshold: scored against the exact
+ * median and MAD. Kept out of line, so that the path of every other point
+ * stays short. */
+__attribute__((noinline)) static int feed_exact(tda_series *s, int64_t step, int64_t t_ns, double v,
+                                                 tda_finding *out)
+{
+    double med = tda_roll_median(&s->roll);
+    return feed_z(s, step, t_ns, v, med, robust_sigma(tda_roll_mad(&s->roll, med), med), out);
 }
 
 int tda_series_feed(tda_series *s, int64_t step, int64_t t_ns, double v, tda_finding out[TDA_FEED_MAX])
@@ -351,7 +388,7 @@ int tda_series_feed(tda_series *s, int64_t step, int64_t t_ns, double v, tda_fin
     if (!isfinite(v))
         return feed_nonfinite(s, step, t_ns, v, out);
     int n = 0;
-    if (s->p.spike > 0 && tda_roll_full(&s->roll)) {
+    if (s->score && tda_roll_full(&s->roll)) {
         /* Almost every point is far from the threshold even against the
          * window's guaranteed bounds (tda_roll.h); only the others pay for
          * the exact median and MAD. */
@@ -359,17 +396,13 @@ int tda_series_feed(tda_series *s, int64_t step, int64_t t_ns, double v, tda_fin
             s->in_spike = 0;
             s->low_run = 0;
         } else {
-            double med = tda_roll_median(&s->roll);
-            n = feed_z(s, step, t_ns, v, med, robust_sigma(tda_roll_mad(&s->roll, med), med), out);
+            n = feed_exact(s, step, t_ns, v, out);
         }
     }
-    /* The window is what spike detection and the online straggler check
-     * read; a series neither looks at (most metrics, with the default
-     * rules) skips it: pushing costs more than the rest of ingest per point. */
-    if (s->p.spike > 0 || s->p.role == TDA_ROLE_STEPTIME || s->p.role == TDA_ROLE_THROUGHPUT)
+    if (s->keep)
         tda_roll_push(&s->roll, v);
     s->seen++;
-    if (s->p.role == TDA_ROLE_LOSS && (s->p.diverge > 0 || s->p.plateau > 0))
+    if (s->trend)
         n += feed_trend(s, step, t_ns, v, out + n);
     return n;
 }

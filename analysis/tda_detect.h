@@ -110,6 +110,9 @@ typedef struct tda_series {
     double plateau_best;    /* the EMA's last improvement by 0.1% (plateau) */
     int64_t best_step;      /* ... and its step */
     int64_t last_step;
+    uint8_t score, keep, trend;   /* from p: spikes/drops scored, window kept, EMA trend followed */
+    uint32_t band_merges;   /* roll.merges when band was computed */
+    double band;            /* |v - median| below this is surely no spike until the next merge */
 } tda_series;
 
 /* 0, or -ENOMEM. */

@@ -16,7 +16,7 @@ static uint32_t refresh_of(uint32_t w)
 /* The caller's buffer, in doubles: ring (w), sorted and spare (w + 1 each,
  * the last a sentinel), gone (2 x refresh: the merge appends came to it)
  * and came (refresh + 1), then the merge's scratch: two byte arrays of
- * w + 1 (marks) and w + 1 uint32 (first). */
+ * w + 1 (marks) and w + 1 int32 (offs). */
 static size_t doubles_for(size_t bytes) { return (bytes + sizeof(double) - 1) / sizeof(double); }
 
 size_t tda_roll_buf_len(uint32_t w)
@@ -36,13 +36,14 @@ void tda_roll_init(tda_roll *r, double *buf, uint32_t w)
     r->came = r->gone + 2 * k;
     double *scratch = r->came + k + 1;
     r->marks = (uint8_t *)scratch;
-    r->first = (uint32_t *)(scratch + doubles_for(2 * ((size_t)w + 1)));
+    r->offs = (int32_t *)(scratch + doubles_for(2 * ((size_t)w + 1)));
     r->w = w;
     r->n = 0;
     r->head = 0;
     r->pending = 0;
     r->refresh = k;
     r->mad_lo = 0;
+    r->merges = 0;
     r->sorted[0] = INFINITY;
 }
 
@@ -63,52 +64,55 @@ static uint32_t lower_bound(const double *a, uint32_t n, double x)
 }
 
 /* The MAD lower bound of the snapshot for up to refresh-1 replacements:
- * half the shortest span of S holding h+1-(refresh-1) values (tda_roll.h).
- * Four running minima: one would be a chain of dependent min operations. */
+ * half the shortest span of S holding h+1-(refresh-1) values, i.e. the
+ * least S[i+L] - S[i] over i, L = h - (refresh-1) (tda_roll.h). Only every
+ * 4th start is visited, with spans 3 ranks shorter: the span [i, i+L]
+ * contains [i', i'+L-3] for i' the multiple of 4 in i..i+3, so the least
+ * of the shorter spans is a lower bound of the least of the others, for a
+ * quarter of the work and a bound 3 ranks looser. */
+#define SHORTH_STRIDE 4
 static void bound_mad(tda_roll *r)
 {
     const double *s = r->sorted;
-    uint32_t h = (r->n - 1) / 2, slack = r->refresh - 1;
+    uint32_t h = (r->n - 1) / 2, slack = r->refresh - 1 + SHORTH_STRIDE - 1;
+    r->merges++;
     if (h <= slack) {
         r->mad_lo = 0;
         return;
     }
-    uint32_t span = h - slack, last = r->n - span, i = 0;   /* spans start at 0..last-1 */
-    double b0 = INFINITY, b1 = INFINITY, b2 = INFINITY, b3 = INFINITY;
-    for (; i + 4 <= last; i += 4) {
-        double d0 = s[i + span] - s[i], d1 = s[i + 1 + span] - s[i + 1];
-        double d2 = s[i + 2 + span] - s[i + 2], d3 = s[i + 3 + span] - s[i + 3];
-        b0 = d0 < b0 ? d0 : b0;
-        b1 = d1 < b1 ? d1 : b1;
-        b2 = d2 < b2 ? d2 : b2;
-        b3 = d3 < b3 ? d3 : b3;
-    }
-    for (; i < last; i++) {
+    uint32_t span = h - slack;
+    double best = INFINITY;
+    for (uint32_t i = 0; i + span < r->n; i += SHORTH_STRIDE) {
         double d = s[i + span] - s[i];
-        b0 = d < b0 ? d : b0;
+        best = d < best ? d : best;
     }
-    b0 = b1 < b0 ? b1 : b0;
-    b2 = b3 < b2 ? b3 : b2;
-    r->mad_lo = 0.5 * (b2 < b0 ? b2 : b0) * (1 - 1e-12);
+    r->mad_lo = 0.5 * best * (1 - 1e-12);
 }
 
-/* lower_bound of each of xs[0..m) in a[0..n), side by side: every search
- * takes the same steps (n halves the same way), so the inner loop runs m
+/* lower_bound of each of xs[0..m) in a[0..n), four at a time: every
+ * search takes the same steps (n halves the same way), so the four are
  * independent chains of load-compare-select, which the CPU overlaps,
  * instead of one chain of dependent loads after another. */
 static void lower_bounds(const double *a, uint32_t n, const double *xs, uint32_t m, uint32_t *out)
 {
-    uint32_t base[2 * REFRESH_MAX];
-    for (uint32_t k = 0; k < m; k++)
-        base[k] = 0;
-    while (n > 1) {
-        uint32_t half = n / 2;
-        for (uint32_t k = 0; k < m; k++)
-            base[k] = a[base[k] + half] < xs[k] ? base[k] + half : base[k];
-        n -= half;
+    for (uint32_t k = 0; k < m; k += 4) {
+        /* A last group of fewer than four repeats its last value. */
+        uint32_t k1 = k + 1 < m ? k + 1 : m - 1, k2 = k + 2 < m ? k + 2 : m - 1, k3 = k + 3 < m ? k + 3 : m - 1;
+        double x0 = xs[k], x1 = xs[k1], x2 = xs[k2], x3 = xs[k3];
+        uint32_t b0 = 0, b1 = 0, b2 = 0, b3 = 0, len = n;
+        while (len > 1) {
+            uint32_t half = len / 2;
+            b0 = a[b0 + half] < x0 ? b0 + half : b0;
+            b1 = a[b1 + half] < x1 ? b1 + half : b1;
+            b2 = a[b2 + half] < x2 ? b2 + half : b2;
+            b3 = a[b3 + half] < x3 ? b3 + half : b3;
+            len -= half;
+        }
+        out[k] = b0 + (a[b0] < x0);
+        out[k1] = b1 + (a[b1] < x1);
+        out[k2] = b2 + (a[b2] < x2);
+        out[k3] = b3 + (a[b3] < x3);
     }
-    for (uint32_t k = 0; k < m; k++)
-        out[k] = base[k] + (a[base[k]] < xs[k]);
 }
 
 /* Bring the snapshot up to date with the j values that left and the j that
@@ -116,14 +120,14 @@ static void lower_bounds(const double *a, uint32_t n, const double *xs, uint32_t
  * element by element is a chain of dependent loads and compares (about 12
  * cycles per element, measured); here every position is known before the
  * pass:
- *   - all 2j values are located by binary search, side by side;
+ *   - all 2j values are located by binary search, four side by side;
  *   - a value that left is marked at its place (an equal value that left
  *     too takes the next copy);
  *   - a value that came goes before the first snapshot value >= it;
- * so snapshot value i lands at i + (came before it) - (marked before it),
- * two running counts, and the values that came before snapshot value i
- * fill the slots just before it, in order. A marked value is written too,
- * and overwritten by whatever comes next. */
+ * so snapshot value i moves by off(i) = (came at or before i) - (marked
+ * before i), a running sum of a small delta array, and the values that
+ * came at i fill the slots just before it, in order. A marked value is
+ * written too, and overwritten by whatever comes next. */
 static void merge(tda_roll *r)
 {
     uint32_t j = r->pending, n = r->n;
@@ -131,8 +135,10 @@ static void merge(tda_roll *r)
         return;
     const double *s = r->sorted, *came = r->came;
     double *t = r->spare;
-    uint8_t *rm = r->marks, *ins = r->marks + n + 1;
-    uint32_t *first = r->first, pos[2 * REFRESH_MAX];
+    uint8_t *rm = r->marks;
+    int8_t *delta = (int8_t *)r->marks + n + 1;
+    int32_t *offs = r->offs;
+    uint32_t pos[2 * REFRESH_MAX];
     memcpy(r->gone + j, came, j * sizeof *came);    /* gone has room: one search for both */
     lower_bounds(s, n, r->gone, 2 * j, pos);
     memset(r->marks, 0, 2 * ((size_t)n + 1));
@@ -141,20 +147,32 @@ static void merge(tda_roll *r)
         while (rm[p])           /* an equal value left before: its next copy */
             p++;
         rm[p] = 1;
-        ins[pos[j + k]]++;
+        delta[p + 1]--;         /* the values after it move one slot down */
+        delta[pos[j + k]]++;    /* a value that came: they move one up */
     }
-    uint32_t nins = 0, nrm = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        first[i] = i + nins - nrm;      /* the first slot of what came before s[i] */
-        nins += ins[i];
-        t[i + nins - nrm] = s[i];
-        nrm += rm[i];
+    int32_t off = 0;
+    uint32_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+        off += delta[i];
+        offs[i] = off;
+        t[i + off] = s[i];
+        off += delta[i + 1];
+        offs[i + 1] = off;
+        t[i + 1 + off] = s[i + 1];
     }
-    first[n] = n + nins - nrm;
-    /* Values that came at the same place (rare) are put in order there. */
-    memset(rm, 0, (size_t)n + 1);
+    for (; i < n; i++) {
+        off += delta[i];
+        offs[i] = off;
+        t[i + off] = s[i];
+    }
+    offs[n] = off + delta[n];
+    /* A value that came at place p goes to the slot after s[p-1] (the same
+     * slot when s[p-1] left); several at one place (rare) in order. delta
+     * now counts the values put at each place. */
+    memset(delta, 0, (size_t)n + 1);
     for (uint32_t k = 0; k < j; k++) {
-        uint32_t p = pos[j + k], m = rm[p]++, q = first[p] + m;
+        uint32_t p = pos[j + k], m = (uint8_t)delta[p]++;
+        uint32_t q = (p ? p + (uint32_t)offs[p - 1] - rm[p - 1] : 0) + m;
         double x = came[k];
         while (m > 0 && t[q - 1] > x) {
             t[q] = t[q - 1];
@@ -170,27 +188,23 @@ static void merge(tda_roll *r)
     bound_mad(r);
 }
 
-void tda_roll_push(tda_roll *r, double x)
+void tda_roll_merge_(tda_roll *r)
+{
+    merge(r);
+}
+
+/* Filling: insert in place (w times in a series' life). */
+void tda_roll_fill_(tda_roll *r, double x)
 {
     double *s = r->sorted;
-    if (r->n < r->w) {
-        /* Filling: insert in place (w times in a series' life). */
-        uint32_t p = lower_bound(s, r->n, x);
-        memmove(s + p + 1, s + p, (r->n - p) * sizeof *s);
-        s[p] = x;
-        s[++r->n] = INFINITY;
-        r->ring[r->head] = x;
-        r->head = r->head + 1 == r->w ? 0 : r->head + 1;
-        if (r->n == r->w)
-            bound_mad(r);
-        return;
-    }
-    r->gone[r->pending] = r->ring[r->head];
-    r->came[r->pending] = x;
+    uint32_t p = lower_bound(s, r->n, x);
+    memmove(s + p + 1, s + p, (r->n - p) * sizeof *s);
+    s[p] = x;
+    s[++r->n] = INFINITY;
     r->ring[r->head] = x;
     r->head = r->head + 1 == r->w ? 0 : r->head + 1;
-    if (++r->pending == r->refresh)
-        merge(r);
+    if (r->n == r->w)
+        bound_mad(r);
 }
 
 double tda_roll_median(tda_roll *r)

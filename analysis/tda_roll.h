@@ -44,14 +44,15 @@ typedef struct tda_roll {
     double *sorted;         /* the snapshot, ascending; sorted[n] = +Inf (the merge's sentinel) */
     double *spare;          /* the merge writes here, then the two swap */
     double *gone, *came;    /* values that left / came since the snapshot (full window only) */
-    uint8_t *marks;         /* merge scratch: removed (w + 1), then insertions per position (w + 1) */
-    uint32_t *first;        /* merge scratch: the first slot of what goes before each position (w + 1) */
+    uint8_t *marks;         /* merge scratch: removed (w + 1), then moves per position (w + 1) */
+    int32_t *offs;          /* merge scratch: how far each snapshot value moves (w + 1) */
     uint32_t w;             /* window length */
     uint32_t n;             /* values held (< w while filling) */
     uint32_t head;          /* next slot of ring to write */
     uint32_t pending;       /* replacements since the snapshot (< refresh) */
     uint32_t refresh;       /* merge after this many replacements */
     double mad_lo;          /* MAD lower bound valid up to refresh - 1 replacements */
+    uint32_t merges;        /* snapshots made: mad_lo changes only with it */
 } tda_roll;
 
 /* Doubles the caller's buffer holds for a window of w. */
@@ -59,8 +60,9 @@ size_t tda_roll_buf_len(uint32_t w);
 /* buf holds tda_roll_buf_len(w) doubles and outlives r. w >= 2. */
 void tda_roll_init(tda_roll *r, double *buf, uint32_t w);
 static inline int tda_roll_full(const tda_roll *r) { return r->n == r->w; }
-/* Add x (finite); once full, the oldest value leaves. */
-void tda_roll_push(tda_roll *r, double x);
+/* Add x (finite); once full, the oldest value leaves. Inline: it is on
+ * every point's path, and once the window is full it is four stores. */
+static inline void tda_roll_push(tda_roll *r, double x);
 /* Median of the values held (n >= 1): the mean of the two middle ones when
  * n is even. Brings the snapshot up to date first (hence not const). */
 double tda_roll_median(tda_roll *r);
@@ -82,7 +84,7 @@ double tda_roll_mad(tda_roll *r, double m);
  *     median m: [m-d, m+d] holds h+1 values of the window, at least h+1-j
  *     of them from S. So S has h+1-j values within 2d of each other, and
  *     2d >= min over i of S[i+h-j] - S[i], the shortest such span, which
- *     the merge computes once for j = refresh-1 (the worst case). The
+ *     the merge bounds once for j = refresh-1 (the worst case). The
  *     factor (1 - 1e-12) covers the rounding of the distances.
  * For normal data with w = 128 the MAD bound is about 0.7 of the MAD and
  * the median within a quarter sigma: a point must be more than about 4
@@ -92,6 +94,33 @@ static inline void tda_roll_bounds(const tda_roll *r, double *lo, double *hi, do
     *lo = r->sorted[(r->n - 1) / 2 - r->pending];
     *hi = r->sorted[r->n / 2 + r->pending];
     *mad_lo = r->mad_lo;
+}
+
+/* Bounds of the median that hold until the next merge (r->merges changes):
+ * those of tda_roll_bounds at the most replacements a snapshot allows. A
+ * detector derives its thresholds from them once per merge. */
+static inline void tda_roll_range(const tda_roll *r, double *lo, double *hi)
+{
+    *lo = r->sorted[(r->n - 1) / 2 - (r->refresh - 1)];
+    *hi = r->sorted[r->n / 2 + (r->refresh - 1)];
+}
+
+/* Internals of tda_roll_push, not to be called directly. */
+void tda_roll_fill_(tda_roll *r, double x);
+void tda_roll_merge_(tda_roll *r);
+
+static inline void tda_roll_push(tda_roll *r, double x)
+{
+    if (r->n < r->w) {
+        tda_roll_fill_(r, x);
+        return;
+    }
+    r->gone[r->pending] = r->ring[r->head];
+    r->came[r->pending] = x;
+    r->ring[r->head] = x;
+    r->head = r->head + 1 == r->w ? 0 : r->head + 1;
+    if (++r->pending == r->refresh)
+        tda_roll_merge_(r);
 }
 
 #endif
