@@ -35,6 +35,7 @@
 #define WAIT_DEFAULT_S 60
 #define SERIES_DEFAULT_POINTS 200
 #define SERIES_MAX_POINTS 5000
+#define SERIES_MAX_VALUES 10000     /* points or buckets in one get_series answer */
 #define LIST_CAP 50
 #define REPORT_MAX_OUTPUT (64u << 20)
 
@@ -527,6 +528,16 @@ static cJSON *tool_get_series(tmcp_tools *t, args *a)
     }
     if (select_series(want, rank, s, n, sel, err, sizeof err) < 0) {
         res = tool_error("%s", err);
+        goto done;
+    }
+    /* Sized for a model's context: a run with many series wants a choice. */
+    size_t nsel = 0;
+    for (size_t i = 0; i < n; i++)
+        nsel += sel[i];
+    if (nsel * (size_t)maxp > SERIES_MAX_VALUES) {
+        res = tool_error("that is %zu series of up to %" PRId64 " points each, more than fits a model's context "
+                         "(%d in all): name fewer metrics (names or globs; describe_run lists them), a rank, "
+                         "or a smaller max_points", nsel, maxp, SERIES_MAX_VALUES);
         goto done;
     }
     /* The default range: every selected series' steps. */

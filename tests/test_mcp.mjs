@@ -29,6 +29,7 @@ const INGEST = `ipc://${TMP}/ingest`;
 const failures = [];
 
 function check(cond, what) {
+  if (what.length > 600) what = what.slice(0, 600) + '...';
   console.log(`${cond ? 'ok' : 'FAIL'}: ${what}`);
   if (!cond) failures.push(what);
   return cond;
@@ -256,6 +257,8 @@ async function testStore(client) {
   check(r.err && /bad range: from \(10\) is after to \(5\)/.test(r.text), `bad range is a tool error (${r.text})`);
   r = await call(client, 'get_series', { run: 'base', metrics: ['val/*'] });
   check(r.err && /no metric matches 'val\/\*'.*train\/loss/.test(r.text), `an unmatched metric lists the metrics (${r.text})`);
+  r = await call(client, 'get_series', { run: 'base', max_points: 5000 });
+  check(r.err && /3 series of up to 5000 points/.test(r.text), `an answer too large for a context is refused, saying what to narrow (${r.text})`);
   r = await call(client, 'compare_runs', { run: 'base', against: 'nope' });
   check(r.err && /unknown run 'nope'/.test(r.text), 'compare_runs against an unknown run is a tool error');
   r = await call(client, 'describe_run', {});
