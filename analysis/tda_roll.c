@@ -14,14 +14,15 @@ static uint32_t refresh_of(uint32_t w)
 }
 
 /* The caller's buffer, in doubles: ring (w), sorted and spare (w + 1 each,
- * the last a sentinel), gone (2 x refresh: the merge appends came to it)
+ * the last a sentinel), gone (2 x refresh + 4: the merge appends came to it,
+ * and pads to a multiple of 4)
  * and came (refresh + 1), then the merge's scratch: two byte arrays of
  * w + 1 (marks) and w + 1 int32 (offs). */
 static size_t doubles_for(size_t bytes) { return (bytes + sizeof(double) - 1) / sizeof(double); }
 
 size_t tda_roll_buf_len(uint32_t w)
 {
-    return 3 * (size_t)w + 2 + 3 * (size_t)refresh_of(w) + 1 + doubles_for(2 * ((size_t)w + 1)) +
+    return 3 * (size_t)w + 2 + 3 * (size_t)refresh_of(w) + 4 + 1 + doubles_for(2 * ((size_t)w + 1)) +
            doubles_for(((size_t)w + 1) * sizeof(uint32_t));
 }
 
@@ -33,7 +34,7 @@ void tda_roll_init(tda_roll *r, double *buf, uint32_t w)
     r->sorted = buf + w;
     r->spare = r->sorted + w + 1;
     r->gone = r->spare + w + 1;
-    r->came = r->gone + 2 * k;
+    r->came = r->gone + 2 * k + 4;
     double *scratch = r->came + k + 1;
     r->marks = (uint8_t *)scratch;
     r->offs = (int32_t *)(scratch + doubles_for(2 * ((size_t)w + 1)));
@@ -65,16 +66,17 @@ static uint32_t lower_bound(const double *a, uint32_t n, double x)
 
 /* The MAD lower bound of the snapshot for up to refresh-1 replacements:
  * half the shortest span of S holding h+1-(refresh-1) values, i.e. the
- * least S[i+L] - S[i] over i, L = h - (refresh-1) (tda_roll.h). Only every
- * 4th start is visited, with spans 3 ranks shorter: the span [i, i+L]
- * contains [i', i'+L-3] for i' the multiple of 4 in i..i+3, so the least
- * of the shorter spans is a lower bound of the least of the others, for a
- * quarter of the work and a bound 3 ranks looser. */
-#define SHORTH_STRIDE 4
+ * least S[i+L] - S[i] over i, L = h - (refresh-1) (tda_roll.h). In a
+ * window of 64 or more only every 4th start is visited, with spans 3 ranks
+ * shorter: the span [i, i+L] contains [i', i'+L-3] for i' the multiple of
+ * 4 in i..i+3, so the least of the shorter spans is a lower bound of the
+ * least of the others, for a quarter of the work and a bound 3 ranks
+ * looser. */
 static void bound_mad(tda_roll *r)
 {
     const double *s = r->sorted;
-    uint32_t h = (r->n - 1) / 2, slack = r->refresh - 1 + SHORTH_STRIDE - 1;
+    uint32_t stride = r->n >= 64 ? 4 : 1;   /* small windows: every start, the bound is tight enough to matter */
+    uint32_t h = (r->n - 1) / 2, slack = r->refresh - 1 + stride - 1;
     r->merges++;
     if (h <= slack) {
         r->mad_lo = 0;
@@ -82,7 +84,7 @@ static void bound_mad(tda_roll *r)
     }
     uint32_t span = h - slack;
     double best = INFINITY;
-    for (uint32_t i = 0; i + span < r->n; i += SHORTH_STRIDE) {
+    for (uint32_t i = 0; i + span < r->n; i += stride) {
         double d = s[i + span] - s[i];
         best = d < best ? d : best;
     }
@@ -95,10 +97,9 @@ static void bound_mad(tda_roll *r)
  * instead of one chain of dependent loads after another. */
 static void lower_bounds(const double *a, uint32_t n, const double *xs, uint32_t m, uint32_t *out)
 {
+    /* m is a multiple of 4 (the caller pads). */
     for (uint32_t k = 0; k < m; k += 4) {
-        /* A last group of fewer than four repeats its last value. */
-        uint32_t k1 = k + 1 < m ? k + 1 : m - 1, k2 = k + 2 < m ? k + 2 : m - 1, k3 = k + 3 < m ? k + 3 : m - 1;
-        double x0 = xs[k], x1 = xs[k1], x2 = xs[k2], x3 = xs[k3];
+        double x0 = xs[k], x1 = xs[k + 1], x2 = xs[k + 2], x3 = xs[k + 3];
         uint32_t b0 = 0, b1 = 0, b2 = 0, b3 = 0, len = n;
         while (len > 1) {
             uint32_t half = len / 2;
@@ -109,9 +110,9 @@ static void lower_bounds(const double *a, uint32_t n, const double *xs, uint32_t
             len -= half;
         }
         out[k] = b0 + (a[b0] < x0);
-        out[k1] = b1 + (a[b1] < x1);
-        out[k2] = b2 + (a[b2] < x2);
-        out[k3] = b3 + (a[b3] < x3);
+        out[k + 1] = b1 + (a[b1] < x1);
+        out[k + 2] = b2 + (a[b2] < x2);
+        out[k + 3] = b3 + (a[b3] < x3);
     }
 }
 
@@ -138,9 +139,11 @@ static void merge(tda_roll *r)
     uint8_t *rm = r->marks;
     int8_t *delta = (int8_t *)r->marks + n + 1;
     int32_t *offs = r->offs;
-    uint32_t pos[2 * REFRESH_MAX];
+    uint32_t pos[2 * REFRESH_MAX + 4], npos = (2 * j + 3) & ~3u;
     memcpy(r->gone + j, came, j * sizeof *came);    /* gone has room: one search for both */
-    lower_bounds(s, n, r->gone, 2 * j, pos);
+    for (uint32_t k = 2 * j; k < npos; k++)
+        r->gone[k] = came[j - 1];
+    lower_bounds(s, n, r->gone, npos, pos);
     memset(r->marks, 0, 2 * ((size_t)n + 1));
     for (uint32_t k = 0; k < j; k++) {
         uint32_t p = pos[k];

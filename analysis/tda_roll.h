@@ -6,11 +6,12 @@
  * collector's ingest thread, within a budget of 50 ns, and almost every
  * point is nowhere near a spike. So the window is kept in arrival order (a
  * ring, written once per push) and as a sorted snapshot that lags behind by
- * at most `refresh` pushes (w/8, 1..16): the values that left and came since
- * are kept aside, and one merge pass brings the snapshot up to date every
- * `refresh` pushes, or at once when somebody needs the exact figures. A
- * merge of the sorted window with the few sorted changes costs a fraction of
- * inserting them one by one (a binary search and a memmove each).
+ * fewer than `refresh` pushes (w/8, 1..64): the values that left and came
+ * since are kept aside, and one merge brings the snapshot up to date every
+ * `refresh` pushes, or at once when somebody needs the exact figures. The
+ * merge locates the changes by binary searches run side by side and moves
+ * every value once; inserting them one by one (a binary search and a
+ * memmove each) cost about twice as much.
  *
  * Between merges tda_roll_bounds gives, in O(1), an interval that holds the
  * exact median and a lower bound of the exact MAD of the current window

@@ -71,16 +71,16 @@ static void test_roll_matches_sorting(uint32_t w, int ties)
         double x = ties ? (double)(rng() % 7) : noise() * (1 + (double)(i % 300) / 30);
         hist[i] = x;
         tda_roll_push(&r, x);
+        /* Only every few pushes ask for the exact figures, so that the
+         * bounds are seen at every lag of the snapshot. */
+        if (i % 7 != 0 && i % 11 != 0)
+            continue;
         size_t n = i + 1 < w ? i + 1 : w;
         memcpy(a, hist + i + 1 - n, n * sizeof *a);
         double m = median_sorted(a, n);
         for (size_t j = 0; j < n; j++)
             d[j] = fabs(a[j] - m);
         double mad = median_sorted(d, n);
-        /* Only every few pushes ask for the exact figures, so that the
-         * bounds are seen at every lag of the snapshot. */
-        if (i % 7 != 0 && i % 11 != 0)
-            continue;
         if (tda_roll_full(&r)) {
             double lo, hi, mad_lo;
             tda_roll_bounds(&r, &lo, &hi, &mad_lo);
@@ -91,9 +91,119 @@ static void test_roll_matches_sorting(uint32_t w, int ties)
         CHECK(tda_roll_median(&r) == m, "w %u step %zu: median %g, sorting says %g", w, i, tda_roll_median(&r), m);
         CHECK(tda_roll_mad(&r, m) == mad, "w %u step %zu: MAD %g, sorting says %g", w, i, tda_roll_mad(&r, m), mad);
     }
-    CHECK(bounded > 1000, "w %u: bounds checked %zu times", w, bounded);
+    CHECK(bounded > (5000 - w) / 5, "w %u: bounds checked %zu times", w, bounded);
     free(buf);
     free(hist);
+}
+
+/* The pre-filter loses and adds nothing: spike and throughput-drop
+ * findings of tda_series_feed are those of scoring every point against the
+ * exact median and MAD of the previous w finite values, computed here by
+ * sorting, with the same rules (tda_detect.h), for the same steps and the
+ * same scores to the bit. The series is built to hit the corners: heavy
+ * tails, a level that drifts, spikes of 2 to 12 sigma and runs of them, a
+ * constant stretch and a stretch of zeros (MAD 0), values with ties, NaNs
+ * (which never enter the window) and a low threshold that sends many
+ * points to the exact path. */
+static double series_value(size_t i)
+{
+    double base = 2 + 3 * exp(-(double)i / 2000) + 0.3 * sin((double)i / 500), x;
+    if (i >= 3000 && i < 3400)
+        return 1.5;                                     /* flat: MAD 0 */
+    if (i >= 3400 && i < 3700)
+        return (i % 97 == 0) ? 1e-3 : 0.0;              /* zeros, a few blips */
+    if (i >= 5000 && i < 6000)
+        return base + 0.05 * (double)(rng() % 5);       /* ties */
+    x = base + 0.05 * noise();
+    if (rng() % 50 == 0)
+        x += 0.05 * noise() * 8;                        /* heavy tail */
+    if (rng() % 120 == 0)
+        x += 0.05 * (2 + (double)(rng() % 11));         /* spikes of about 2..12 sigma */
+    if (rng() % 400 == 0)
+        x = -x;                                         /* far below */
+    if (i % 613 < 4)
+        x = 0.2 * base;                                 /* a few points far below: throughput drops */
+    if (rng() % 700 == 0)
+        x = NAN;
+    return x;
+}
+
+static double ref_sigma(double mad, double median)
+{
+    double sd = TDA_MAD_SIGMA * mad, floor_ = 1e-9 * fabs(median);
+    return sd > floor_ ? sd : (floor_ > 0 ? floor_ : 1e-300);
+}
+
+static void test_filter_is_exact(const char *name, uint32_t w, double spike)
+{
+    char rule[128];
+    tda_rules rules = {0};
+    tda_params p;
+    tda_series s;
+    char err[256];
+    snprintf(rule, sizeof rule, "%s:window=%u,spike=%g,diverge=0,drop_points=3", name, w, spike);
+    CHECK(tda_rules_add(&rules, rule, err, sizeof err) == 0, "%s", err);
+    tda_params_for(&rules, name, &p);
+    CHECK(tda_series_init(&s, &p) == 0, "init");
+    int throughput = p.role == TDA_ROLE_THROUGHPUT;
+    double *win = malloc(w * sizeof *win), a[4096], d[4096];
+    size_t nwin = 0, head = 0, got = 0, want = 0, exact_path = 0;
+    int in_spike = 0;
+    uint32_t low_run = 0;
+    int64_t low_first = 0;
+    for (size_t i = 0; i < 8000; i++) {
+        double v = series_value(i);
+        tda_finding out[TDA_FEED_MAX];
+        int k = tda_series_feed(&s, (int64_t)i, 0, v, out);
+        /* The reference. */
+        int64_t ref_step = -1;
+        double ref_score = 0;
+        if (isfinite(v) && nwin == w) {
+            memcpy(a, win, w * sizeof *a);
+            double m = median_sorted(a, w);
+            for (size_t j = 0; j < w; j++)
+                d[j] = fabs(a[j] - m);
+            double sg = ref_sigma(median_sorted(d, w), m), z = (v - m) / sg;
+            exact_path += fabs(z) >= 0.6 * spike;
+            if (throughput) {
+                if (z <= -spike && v <= (1 - p.drop) * m) {
+                    if (low_run++ == 0)
+                        low_first = (int64_t)i;
+                    if (low_run == p.drop_points)
+                        ref_step = low_first, ref_score = z;
+                } else {
+                    low_run = 0;
+                }
+            } else {
+                if (z >= spike && !in_spike)
+                    ref_step = (int64_t)i, ref_score = z;
+                in_spike = z >= spike;
+            }
+        }
+        if (isfinite(v)) {
+            win[head] = v;
+            head = (head + 1) % w;
+            nwin += nwin < w;
+        }
+        /* Compare. */
+        int found = 0;
+        for (int j = 0; j < k; j++) {
+            if (out[j].kind != TDA_SPIKE && out[j].kind != TDA_THROUGHPUT_DROP)
+                continue;
+            found = 1;
+            got++;
+            CHECK(out[j].step_first == ref_step && out[j].score == ref_score,
+                  "%s w %u spike %g step %zu: finding from step %" PRId64 " score %.17g, exact scoring says step "
+                  "%" PRId64 " score %.17g", name, w, spike, i, out[j].step_first, out[j].score, ref_step, ref_score);
+        }
+        want += ref_step >= 0;
+        CHECK(found || ref_step < 0, "%s w %u spike %g step %zu: exact scoring finds step %" PRId64 " (z %.3g), the "
+              "detector nothing", name, w, spike, i, ref_step, ref_score);
+    }
+    CHECK(got == want && want >= 5, "%s w %u spike %g: %zu findings, exact scoring %zu", name, w, spike, got, want);
+    CHECK(exact_path >= 20, "%s w %u spike %g: only %zu points near the threshold", name, w, spike, exact_path);
+    tda_series_free(&s);
+    free(win);
 }
 
 typedef struct fed {
@@ -329,6 +439,18 @@ int main(void)
     test_roll_matches_sorting(9, 0);
     test_roll_matches_sorting(128, 0);
     test_roll_matches_sorting(64, 1);
+    test_roll_matches_sorting(37, 1);
+    test_roll_matches_sorting(1000, 0);
+    test_roll_matches_sorting(4096, 1);
+    for (int i = 0; i < 2; i++) {
+        double spike = i ? 6 : 2;
+        test_filter_is_exact("train/loss", 8, spike);
+        test_filter_is_exact("train/loss", 37, spike);
+        test_filter_is_exact("train/loss", 128, spike);
+        test_filter_is_exact("train/loss", 500, spike);
+        test_filter_is_exact("tok_per_s", 128, spike);
+        test_filter_is_exact("tok_per_s", 64, spike);
+    }
     test_loss_spike_nan_inf();
     test_rules_change_thresholds();
     test_grad_explosion();
