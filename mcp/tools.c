@@ -8,7 +8,9 @@
  * report's (docs/report-schema.md) and the analysis lives in one place.
  *
  * Knobs: WAIT_TICK_MS (how often wait_for looks at the source; on a store
- * a look that finds no commit costs one PRAGMA), WAIT_MAX_S, the default
+ * a look that finds no commit costs one PRAGMA), WAIT_STATUS_MS (how often
+ * it asks a collector for the run's status: its runs op sums every run's
+ * chunks, too much to ask every tick), WAIT_MAX_S, the default
  * and largest max_points of get_series, LIST_CAP for events and findings
  * in describe_run.
  */
@@ -31,6 +33,7 @@
 #include <unistd.h>
 
 #define WAIT_TICK_MS 150
+#define WAIT_STATUS_MS 1000
 #define WAIT_MAX_S 600
 #define WAIT_DEFAULT_S 60
 #define SERIES_DEFAULT_POINTS 200
@@ -750,6 +753,7 @@ static int64_t mono_ms(void)
 typedef struct watch {
     tss_run run;                /* found once; status is read again each look */
     char status[64];
+    int64_t status_ms;          /* when status was read (monotonic ms) */
     int64_t step_last;          /* INT64_MIN without points */
     tss_finding *f;
     size_t nf;
@@ -763,8 +767,13 @@ static int watch_read(tmcp_tools *t, watch *w)
     tss_free_findings(w->f, w->nf);
     w->f = NULL;
     w->nf = 0;
-    if (tmcp_src_run_status(t->src, &w->run, w->status, sizeof w->status) < 0 ||
-        tmcp_src_series(t->src, &w->run, &s, &n) < 0)
+    int64_t now = mono_ms();
+    if (!w->status_ms || !tmcp_src_remote(t->src) || now - w->status_ms >= WAIT_STATUS_MS) {
+        if (tmcp_src_run_status(t->src, &w->run, w->status, sizeof w->status) < 0)
+            return -1;
+        w->status_ms = now;
+    }
+    if (tmcp_src_series(t->src, &w->run, &s, &n) < 0)
         return -1;
     w->step_last = INT64_MIN;
     for (size_t i = 0; i < n; i++)

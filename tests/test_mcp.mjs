@@ -340,6 +340,20 @@ async function testRemote(storeClient, api) {
   let r = await call(client, 'describe_run', { run: 'nope' });
   check(r.err && /unknown run 'nope'/.test(r.text), 'tcp://: unknown run is a tool error');
 
+  // wait_for over the API, on a run that is being written.
+  const done = publisher('live2', 400, ['--sleep-ms', '10']);
+  let seen = false;
+  for (let i = 0; i < 200 && !seen; i++) {
+    seen = !(await call(client, 'describe_run', { run: 'live2' })).err;
+    if (!seen) await sleep(50);
+  }
+  r = await call(client, 'wait_for', { run: 'live2', step: 250, timeout_s: 60 });
+  check(r.json.reached === 'step' && r.json.step_last >= 250 && r.json.step_last < 399 && r.json.status === 'running',
+    `tcp://: wait_for returns when the live run reaches step 250 (${r.text})`);
+  check((await done) === 0, 'the second live publisher finished');
+  r = await call(client, 'wait_for', { run: 'live2', step: 1e12, timeout_s: 30 });
+  check(r.json.reached === 'run_ended' && r.json.step_last === 399, `tcp://: wait_for sees the run end (${r.text})`);
+
   // annotate through the collector's single writer, seen in the file.
   r = await call(client, 'annotate', { run: 'base', step: 123, text: 'suspected data problem: shard 7 repeats', kind: 'note' });
   check(!r.err && r.json.written === true, `tcp://: annotate writes through the collector (${r.text})`);
