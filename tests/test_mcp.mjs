@@ -18,8 +18,16 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 
-import { Client } from './mcp/node_modules/@modelcontextprotocol/sdk/dist/esm/client/index.js';
-import { StdioClientTransport } from './mcp/node_modules/@modelcontextprotocol/sdk/dist/esm/client/stdio.js';
+const SDK = './mcp/node_modules/@modelcontextprotocol/sdk/dist/esm';
+let Client, StdioClientTransport, GetPromptResultSchema;
+try {
+  ({ Client } = await import(`${SDK}/client/index.js`));
+  ({ StdioClientTransport } = await import(`${SDK}/client/stdio.js`));
+  ({ GetPromptResultSchema } = await import(`${SDK}/types.js`));
+} catch (e) {
+  console.log(`FAIL: the MCP client SDK is not installed in tests/mcp (run scripts/install-deps, or npm ci there): ${e.message}`);
+  process.exit(1);
+}
 
 const [TS, LIB] = process.argv.slice(2).map((p) => path.resolve(p));
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -269,8 +277,7 @@ async function testStore(client) {
   check(r.err && /--allow-write/.test(r.text), `read-only: annotate is refused, naming --allow-write (${r.text})`);
   let e = await rejects(client.callTool({ name: 'no_such_tool', arguments: {} }));
   check(e?.code === -32602, `an unknown tool is a JSON-RPC error -32602 (${e?.code})`);
-  e = await rejects(client.request({ method: 'prompts/get', params: { name: 'x' } },
-    (await import('./mcp/node_modules/@modelcontextprotocol/sdk/dist/esm/types.js')).GetPromptResultSchema));
+  e = await rejects(client.request({ method: 'prompts/get', params: { name: 'x' } }, GetPromptResultSchema));
   check(e?.code === -32601, `an unknown method is -32601 (${e?.code})`);
   r = await call(client, 'wait_for', { run: 'base', step: 5000, timeout_s: 30 });
   check(r.json.reached === 'run_ended' && r.json.waited_s < 5 && r.json.step_last === 999,
