@@ -690,6 +690,8 @@ void tcl__api_serve_writes(tcl__api *a, tss_store *st, int (*commit)(void *ctx),
             snprintf(why, sizeof why, "cannot write the event: %s", tss_errmsg(st));
             write_answer(a, seq, why);
         } else if (commit(ctx) < 0) {
+            /* The collector has closed st to reopen it: refuse the rest. */
+            st = NULL;
             write_answer(a, seq, "the store's commit failed; the event was not written");
         } else {
             write_answer(a, seq, NULL);
