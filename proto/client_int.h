@@ -49,7 +49,8 @@ typedef struct ts__io {
     size_t defined_cap;
     uint8_t *defs;        /* DEFINE entries not yet pushed */
     size_t defs_len;
-    uint8_t *batch;       /* BATCH payload being filled */
+    uint8_t *batch;       /* BATCH payload being filled; pushed as is, then a spare of the outbox replaces it */
+    size_t batch_cap;     /* bytes allocated at batch */
     uint32_t batch_n, batch_max;
     tsw_drops unreported; /* drops taken from the ring, not yet in a DROPS */
     uint32_t errors_seen; /* bit per ERROR code already printed */

@@ -115,7 +115,8 @@ int ts__io_init(ts_run *run, const char *endpoint, const ts_security *sec, const
     io->batch_max = TS__BATCH_MAX;
     if (io->batch_max > run->ring.mask + 1)
         io->batch_max = (uint32_t)(run->ring.mask + 1);
-    io->batch = malloc(tsw_batch_size(io->batch_max));
+    io->batch_cap = tsw_batch_size(io->batch_max);
+    io->batch = malloc(io->batch_cap);
     io->defs = malloc(TS__DEFINE_MAX);
     /* The HELLO covers ring position 0 (client_int.h, "Marks"). */
     if (!io->batch || !io->defs ||
@@ -189,10 +190,20 @@ static int finish_pending(ts_run *run)
         io->defs_len = 0;
     }
     if (io->batch_n) {
-        tsw_batch_encode_head(io->batch, io->batch_n);
-        if (push(run, TSW_BATCH, io->batch, tsw_batch_size(io->batch_n), io->batch_n,
-                 io->consumed) < 0)
+        /* The filled buffer becomes the message (no copy); the next batch
+         * is built in a spare (no allocation once the outbox has some). */
+        size_t cap;
+        uint8_t *next = ts__outbox_buffer(&io->ob, tsw_batch_size(io->batch_max), &cap);
+        if (!next)
             return TS_ENOMEM;
+        tsw_batch_encode_head(io->batch, io->batch_n);
+        if (!ts__outbox_push_owned(&io->ob, TSW_BATCH, io->batch, tsw_batch_size(io->batch_n), io->batch_cap,
+                                   io->batch_n, io->consumed)) {
+            ts__outbox_release(&io->ob, next, cap);
+            return TS_ENOMEM;
+        }
+        io->batch = next;
+        io->batch_cap = cap;
         io->batch_n = 0;
     }
     return 0;

@@ -29,6 +29,55 @@ void ts__outbox_destroy(ts__outbox *ob)
         free(at(ob, s)->payload);
     free(ob->q);
     ob->q = NULL;
+    for (size_t i = 0; i < ob->nspare; i++)
+        free(ob->spare[i]);
+    ob->nspare = 0;
+}
+
+uint8_t *ts__outbox_buffer(ts__outbox *ob, size_t len, size_t *cap)
+{
+    size_t best = ob->nspare;
+    for (size_t i = 0; i < ob->nspare; i++)
+        if (ob->spare_cap[i] >= len && (best == ob->nspare || ob->spare_cap[i] < ob->spare_cap[best]))
+            best = i;
+    if (best < ob->nspare) {
+        uint8_t *buf = ob->spare[best];
+        *cap = ob->spare_cap[best];
+        ob->nspare--;
+        ob->spare[best] = ob->spare[ob->nspare];
+        ob->spare_cap[best] = ob->spare_cap[ob->nspare];
+        return buf;
+    }
+    uint8_t *buf = malloc(len ? len : 1);
+    *cap = buf ? (len ? len : 1) : 0;
+    return buf;
+}
+
+void ts__outbox_release(ts__outbox *ob, uint8_t *buf, size_t cap)
+{
+    if (!buf)
+        return;
+    if (cap < TS__SPARE_MIN) {
+        free(buf);
+        return;
+    }
+    if (ob->nspare < TS__OUTBOX_SPARE) {
+        ob->spare[ob->nspare] = buf;
+        ob->spare_cap[ob->nspare++] = cap;
+        return;
+    }
+    /* Full: keep the larger buffers (a BATCH one serves any message). */
+    size_t smallest = 0;
+    for (size_t i = 1; i < ob->nspare; i++)
+        if (ob->spare_cap[i] < ob->spare_cap[smallest])
+            smallest = i;
+    if (ob->spare_cap[smallest] < cap) {
+        free(ob->spare[smallest]);
+        ob->spare[smallest] = buf;
+        ob->spare_cap[smallest] = cap;
+    } else {
+        free(buf);
+    }
 }
 
 /* Double the ring of entries, keeping each seq at index seq & (cap - 1). */
@@ -46,23 +95,37 @@ static int grow(ts__outbox *ob)
     return 0;
 }
 
-uint64_t ts__outbox_push(ts__outbox *ob, uint8_t type, const void *payload, size_t len,
-                         uint32_t samples, uint64_t mark)
+uint64_t ts__outbox_push_owned(ts__outbox *ob, uint8_t type, uint8_t *buf, size_t len, size_t cap,
+                               uint32_t samples, uint64_t mark)
 {
     if (ob->next - ob->first == ob->cap && grow(ob) < 0)
         return 0;
-    uint8_t *copy = NULL;
-    if (len) {
-        copy = malloc(len);
-        if (!copy)
-            return 0;
-        memcpy(copy, payload, len);
-    }
     ts__msg *m = at(ob, ob->next);
-    *m = (ts__msg){.type = type, .payload = copy, .len = len, .samples = samples, .mark = mark};
+    *m = (ts__msg){.type = type, .payload = buf, .len = len, .cap = cap, .samples = samples, .mark = mark};
     ob->bytes += len + TSW_HEADER_SIZE;
     ob->last_mark = mark;
     return ob->next++;
+}
+
+uint64_t ts__outbox_push(ts__outbox *ob, uint8_t type, const void *payload, size_t len,
+                         uint32_t samples, uint64_t mark)
+{
+    uint8_t *copy = NULL;
+    size_t cap = 0;
+    if (len) {
+        /* Small messages (HELLO, DEFINE, EVENT, DROPS) are plain mallocs;
+         * only a large one takes a spare. */
+        copy = len >= TS__SPARE_MIN ? ts__outbox_buffer(ob, len, &cap) : malloc(len);
+        if (!copy)
+            return 0;
+        if (len < TS__SPARE_MIN)
+            cap = len;
+        memcpy(copy, payload, len);
+    }
+    uint64_t seq = ts__outbox_push_owned(ob, type, copy, len, cap, samples, mark);
+    if (!seq)
+        ts__outbox_release(ob, copy, cap);
+    return seq;
 }
 
 ts__msg *ts__outbox_peek(ts__outbox *ob, uint64_t *seq)
@@ -94,7 +157,7 @@ ts__ack_result ts__outbox_ack(ts__outbox *ob, uint64_t acked, int64_t now_ns)
         r.samples += m->samples;
         ob->bytes -= m->len + TSW_HEADER_SIZE;
         ob->acked_mark = m->mark;
-        free(m->payload);
+        ts__outbox_release(ob, m->payload, m->cap);
         m->payload = NULL;
     }
     if (r.messages)
