@@ -1,12 +1,14 @@
 /* cache.c - decoded store chunks, in bounded LRU caches (model_int.h).
  *
- * A frame decodes only the chunks a column boundary cuts; panning exposes a
- * few new ones per frame and the rest come from here. Two caches:
+ * A frame decodes only the chunks a column boundary cuts into groups;
+ * panning exposes a few new ones per frame and the rest come from here. Two
+ * caches:
  *   - blocks: a chunk's points and 64-point sub-summaries (about 100 KiB);
- *   - subs: only the sub-summaries (about 4.6 KiB), kept for many more
- *     chunks, because a column boundary on a whole group of 64 points
- *     (power-of-two columns over regular steps) needs nothing else: such a
- *     chunk is reduced again without decoding it.
+ *   - subs: only sub-summaries (about 4.6 KiB), kept for many more chunks:
+ *     the store's own groups (format 2: points of equal step >> g, read from
+ *     the chunk row without decoding) or, for a version-1 store, the 64-point
+ *     groups of a decode. A column boundary between two groups (power-of-two
+ *     columns) needs nothing else: such a chunk is reduced without decoding.
  * Both are the same LRU of fixed-size payloads keyed by chunk id, allocated
  * slot by slot on first use, so memory is bounded whatever the store holds.
  *
@@ -278,21 +280,50 @@ const tvm_block *tvm__chunk_points(tvm_source *src, tvm_ser *s, size_t ci)
         return NULL;
     }
     tvm__block_resum(b, 0);
-    /* keep the sub-summaries longer than the points */
+    /* keep the sub-summaries longer than the points (in place of the store's
+     * groups: finer, and tvm_reduce still reads the groups where they fit and
+     * these do not) */
     if (src->subs && (sub = tvm__cache_put(src->subs, ch->id)) != NULL) {
         uint32_t nsub = (b->n + TVM_SUB_POINTS - 1) >> TVM_SUB_SHIFT;
         sub->n = b->n;
+        sub->nsub = nsub;
+        sub->stored = 0;
         memcpy(sub->sub, b->sub, nsub * sizeof *sub->sub);
     }
     return b;
 }
 
-const tvm_subs *tvm__chunk_subs(tvm_source *src, const tvm_chunk *ch)
+const tvm_subs *tvm__chunk_subs(tvm_source *src, tvm_chunk *ch, int stored_only)
 {
+    tss_bucket grp[TSS_CHUNK_GROUPS_MAX];
     tvm_subs *sub;
+    int ng;
 
+    _Static_assert(TSS_CHUNK_GROUPS_MAX <= TVM_SUBS, "a chunk's stored groups fit a tvm_subs");
     if (ch->mem || !src->subs)
         return NULL;
-    sub = tvm__cache_get(src->subs, ch->id);
-    return sub && sub->n == ch->n && ch->exact ? sub : NULL;
+    sub = stored_only ? NULL : tvm__cache_get(src->subs, ch->id);
+    if (sub && sub->n == ch->n && ch->exact)
+        return sub;
+    if (!src->stq)
+        return NULL;
+    ng = tss_chunks_groups(src->stq, ch->id, ch->n, ch->step_first, ch->step_last, grp, TSS_CHUNK_GROUPS_MAX);
+    if (ng <= 0)
+        return NULL;    /* none (version 1, a row that grew) or an error: decode instead */
+    if (stored_only) {
+        if (!src->subs_tmp && !(src->subs_tmp = malloc(sizeof *src->subs_tmp)))
+            return NULL;
+        sub = src->subs_tmp;
+    } else if (!(sub = tvm__cache_put(src->subs, ch->id))) {
+        return NULL;
+    }
+    sub->n = ch->n;
+    sub->nsub = (uint32_t)ng;
+    sub->stored = 1;
+    memcpy(sub->sub, grp, (size_t)ng * sizeof *grp);
+    /* the groups keep the bits of NaN payloads, which the row's summary loses */
+    ch->first = grp[0].first;
+    ch->last = grp[ng - 1].last;
+    ch->exact = 1;
+    return sub;
 }

@@ -230,16 +230,17 @@ static void tvm_fold_block(const tvm_map *m, const tvm_block *blk, const tvm_vch
     }
 }
 
-/* A cut chunk from its cached sub-summaries alone (x = step): possible when
- * no column boundary and no range edge falls inside a 64-point group, as
- * with power-of-two columns over regular steps. Returns 1 when folded. */
+/* A cut chunk from its sub-summaries alone (x = step): possible when no
+ * column boundary and no range edge falls inside a group, as with
+ * power-of-two columns over the store's step-aligned groups (or over
+ * regular steps with a decode's 64-point groups). Returns 1 when folded. */
 static int tvm_fold_subs(const tvm_map *m, const tvm_subs *sub, int64_t xa, int64_t xb, tss_bucket *out)
 {
     uint32_t nsub;
 
     if (!sub)
         return 0;
-    nsub = (sub->n + TVM_SUB_POINTS - 1) >> TVM_SUB_SHIFT;
+    nsub = sub->nsub;
     for (uint32_t k = 0; k < nsub; k++) {
         const tss_bucket *g = &sub->sub[k];
         size_t c;
@@ -297,8 +298,13 @@ static int tvm_reduce(tvm_source *src, tvm_ser *s, const tvm_vchunk *v, size_t n
                 continue;
             }
         }
-        if (!xtime && !vc->partial && tvm_fold_subs(m, tvm__chunk_subs(src, ch), xa, xb, out))
-            continue;
+        if (!xtime && !vc->partial) {
+            const tvm_subs *sub = tvm__chunk_subs(src, ch, 0);
+            if (tvm_fold_subs(m, sub, xa, xb, out))
+                continue;
+            if (sub && !sub->stored && tvm_fold_subs(m, tvm__chunk_subs(src, ch, 1), xa, xb, out))
+                continue;
+        }
         blk = tvm__chunk_points(src, s, vc->chunk);
         if (!blk)
             return -EINVAL;

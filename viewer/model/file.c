@@ -59,23 +59,30 @@ static size_t tvm_tail_take(tvm_ser *s, tvm_chunk **tail)
     return k;
 }
 
-/* Put back the points of the tail that the store does not hold yet. */
+/* Put back the points of the tail that the store does not hold yet (one
+ * append per block: the model folds a batch at once). */
 static int tvm_tail_put(tvm_source *src, size_t si, tvm_chunk *tail, size_t n)
 {
     tvm_ser *s = &src->ser[si];
-    const tvm_chunk *last = s->nchunks ? &s->chunks[s->nchunks - 1] : NULL;
-    int rc = 0;
+    int64_t last_step = s->nchunks ? s->chunks[s->nchunks - 1].step_last : 0;
+    int last_gen = s->nchunks ? s->chunks[s->nchunks - 1].gen : -1;
+    tss_point *p = malloc(TVM_BLOCK_POINTS * sizeof *p);
+    int rc = p ? 0 : tvm__fail(src, -ENOMEM, "out of memory");
 
     for (size_t c = 0; c < n; c++) {
         const tvm_block *b = tail[c].mem;
+        size_t np = 0;
         for (uint32_t i = 0; rc == 0 && i < b->n; i++) {
-            tss_point p = {b->step[i], b->t_ns[i], b->value[i], tail[c].gen};
-            if (last && (p.generation < last->gen || (p.generation == last->gen && p.step <= last->step_last)))
+            tss_point q = {b->step[i], b->t_ns[i], b->value[i], tail[c].gen};
+            if (q.generation < last_gen || (q.generation == last_gen && q.step <= last_step))
                 continue;
-            rc = tvm__series_append(src, si, &p, 1);
+            p[np++] = q;
         }
+        if (rc == 0 && np)
+            rc = tvm__series_append(src, si, p, np);
         free(tail[c].mem);
     }
+    free(p);
     free(tail);
     return rc;
 }
@@ -84,6 +91,7 @@ static int tvm_tail_put(tvm_source *src, size_t si, tvm_chunk *tail, size_t n)
 
 typedef struct tvm_sync {
     tvm_source *src;
+    int one_series;             /* listing one series' rows: max_chunk stays (other series' rows above it) */
     size_t *tail_n;             /* per series: memory chunks taken off (attached source) */
     tvm_chunk **tail;
 } tvm_sync;
@@ -95,7 +103,7 @@ static int tvm_row_new(void *ctx, const tss_chunk_row *r)
     size_t si = tvm__series_find(src, r->series_id);
     tvm_chunk c;
 
-    if (r->id > src->max_chunk)
+    if (r->id > src->max_chunk && !y->one_series)
         src->max_chunk = r->id;
     if (si == SIZE_MAX || r->id <= src->ser[si].max_store_id)
         return 0;
@@ -111,8 +119,9 @@ static int tvm_row_refresh(tvm_source *src, size_t si)
     tvm_ser *s = &src->ser[si];
     size_t k = s->nchunks;
     tss_chunk_row r;
-    tvm_chunk *c;
+    tvm_chunk *c, *tail;
     int64_t from_step, from_t;
+    size_t ntail;
     int rc;
 
     while (k > 0 && s->chunks[k - 1].mem)
@@ -130,10 +139,15 @@ static int tvm_row_refresh(tvm_source *src, size_t si)
                          (long long)c->id);
     from_step = c->step_last;
     from_t = c->t_last;
+    /* the memory tail after it (an attached source's LIVE points) may hold
+     * points the row now has: off, and back without those (as tvm_row_new) */
+    ntail = tvm_tail_take(s, &tail);
     tvm_chunk_from_row(&r, c);
+    tvm__cache_forget(src->cache, c->id);
+    tvm__cache_forget(src->subs, c->id);
     tvm__series_changed(src, si, from_step, from_t);
     src->changed |= TVM_CHANGED_POINTS;
-    return 0;
+    return ntail ? tvm_tail_put(src, si, tail, ntail) : 0;
 }
 
 /* ---- runs, series, events, gaps ------------------------------------------------------ */
@@ -310,8 +324,13 @@ static int tvm_file_sync(tvm_source *src, int first)
     for (size_t i = 0; !first && i < nser_before; i++)
         if ((rc = tvm_row_refresh(src, i)) < 0)
             return rc;
-    if (mc <= src->max_chunk)
+    /* series a network source learnt of since the last sync: their rows
+     * below max_chunk were skipped then, as nobody knew them */
+    int catch_up = !first && !src->import_meta && src->file_nser < src->nser;
+    if (mc <= src->max_chunk && !catch_up) {
+        src->file_nser = src->nser;
         return 0;
+    }
     if (!src->import_meta) {
         y.tail = calloc(src->nser ? src->nser : 1, sizeof *y.tail);
         y.tail_n = calloc(src->nser ? src->nser : 1, sizeof *y.tail_n);
@@ -321,12 +340,16 @@ static int tvm_file_sync(tvm_source *src, int first)
             return tvm__fail(src, -ENOMEM, "out of memory");
         }
     }
-    if (first && src->run_filter) {
+    y.one_series = 1;
+    for (size_t i = src->file_nser; catch_up && i < src->nser && rc >= 0; i++)
+        rc = tss_chunks_list(src->stq, src->ser[i].pub.id, 0, tvm_row_new, &y);
+    y.one_series = 0;
+    if (rc >= 0 && first && src->run_filter) {
         /* a few runs of a big store: only their series' rows */
         for (size_t i = 0; i < src->nser && rc >= 0; i++)
             rc = tss_chunks_list(src->stq, src->ser[i].pub.id, 0, tvm_row_new, &y);
         src->max_chunk = mc;
-    } else {
+    } else if (rc >= 0 && mc > src->max_chunk) {
         rc = tss_chunks_list(src->stq, 0, src->max_chunk, tvm_row_new, &y);
     }
     if (rc < 0 && !src->err[0])
@@ -338,6 +361,8 @@ static int tvm_file_sync(tvm_source *src, int first)
     }
     free(y.tail);
     free(y.tail_n);
+    if (rc >= 0)
+        src->file_nser = src->nser;
     return rc < 0 ? rc : 0;
 }
 
@@ -377,7 +402,12 @@ int tvm__file_poll(tvm_source *src)
 
     if (rc < 0)
         return tvm_file_fail(src, rc);
-    if (rc == 0)   /* a network source may have learnt of runs the file had before */
+    /* a network source may have learnt of runs and series the file had before */
+    if (rc == 0 && !src->import_meta && src->file_nser < src->nser) {
+        src->err[0] = 0;
+        return tvm_file_sync(src, 0);
+    }
+    if (rc == 0)
         return src->nruns != src->findings_nruns || src->nser != src->findings_nser ? tvm_file_findings(src) : 0;
     src->err[0] = 0;
     return tvm_file_sync(src, 0);

@@ -165,6 +165,7 @@ void tvm_close(tvm_source *src)
     free(src->tmp);
     tvm__cache_free(src->cache);
     tvm__cache_free(src->subs);
+    free(src->subs_tmp);
     free(src->where);
     free(src);
 }
@@ -400,33 +401,41 @@ static int tvm_mem_add(tvm_source *src, tvm_ser *s, int gen, const tss_point *p)
         c->min = isnan(c->min) || v < c->min ? v : c->min;
         c->max = isnan(c->max) || v > c->max ? v : c->max;
     }
-    tvm__block_resum(b, b->n - 1);
+    /* the point's 64-point group, folded as tvm__block_resum would */
+    if (((b->n - 1) & (TVM_SUB_POINTS - 1)) == 0)
+        tss_bucket_init(&b->sub[(b->n - 1) >> TVM_SUB_SHIFT]);
+    tss_bucket_add(&b->sub[(b->n - 1) >> TVM_SUB_SHIFT], p->step, v);
     return 0;
 }
 
 int tvm__series_append(tvm_source *src, size_t series, const tss_point *pts, size_t n)
 {
     tvm_ser *s;
-    int rc;
+    int rc = 0;
 
     if (series >= src->nser)
         return tvm__fail(src, -EINVAL, "no series %zu", series);
     s = &src->ser[series];
+    if (n == 0)
+        return 0;
+    /* what changes: from the series' last point on (steps and the newest
+     * time only grow), or everything after a resume; told once per batch */
+    const tvm_chunk *last = s->nchunks ? &s->chunks[s->nchunks - 1] : NULL;
+    int64_t from_step = last ? last->step_last : pts[0].step, from_t = last ? last->t_last : pts[0].t_ns;
     for (size_t i = 0; i < n; i++) {
-        const tvm_chunk *last = s->nchunks ? &s->chunks[s->nchunks - 1] : NULL;
+        last = s->nchunks ? &s->chunks[s->nchunks - 1] : NULL;
         int gen = last ? last->gen : 0;
-        int64_t from_step = last ? last->step_last : pts[i].step, from_t = last ? last->t_last : pts[i].t_ns;
         if (last && pts[i].step < last->step_last) {
             gen++;
             from_step = from_t = INT64_MIN;
         }
-        if ((rc = tvm_mem_add(src, s, gen, &pts[i])) < 0)
-            return rc;
-        tvm__series_changed(src, series, from_step, from_t);
+        rc = tvm_mem_add(src, s, gen, &pts[i]);
+        if (rc < 0)
+            break;
     }
-    if (n)
-        src->changed |= TVM_CHANGED_POINTS;
-    return 0;
+    tvm__series_changed(src, series, from_step, from_t);
+    src->changed |= TVM_CHANGED_POINTS;
+    return rc < 0 ? rc : 0;
 }
 
 int tvm__series_set_history(tvm_source *src, size_t series, const tss_point *pts, size_t n)

@@ -74,10 +74,15 @@ typedef struct tvm_block {
     tss_bucket sub[TVM_SUBS];           /* sub-summaries of complete and partial groups */
 } tvm_block;
 
-/* The sub-summaries of a decoded store chunk alone, cached for many more
- * chunks than the points (cache.c). */
+/* Sub-summaries of a store chunk alone, cached for many more chunks than
+ * the points (cache.c): either the store's own groups (format 2: points of
+ * equal step >> g, read without decoding, tss_chunks_groups) or the 64-point
+ * groups of a decode. Both are consecutive runs of the chunk's points in
+ * order, which is all tvm_fold_subs needs. */
 typedef struct tvm_subs {
     uint32_t n;                         /* points of the chunk they summarise */
+    uint32_t nsub;                      /* groups in sub[] */
+    uint8_t stored;                     /* the store's step-aligned groups */
     tss_bucket sub[TVM_SUBS];
 } tvm_subs;
 
@@ -165,7 +170,8 @@ struct tvm_source {
     tss_store *st;              /* store file read for history, or NULL */
     struct tss_chunks *stq;     /* chunk queries on st (store_chunks.c) */
     tvm_cache *cache;           /* tvm_block per decoded store chunk */
-    tvm_cache *subs;            /* tvm_subs per decoded store chunk, kept longer */
+    tvm_cache *subs;            /* tvm_subs per store chunk, kept longer */
+    tvm_subs *subs_tmp;         /* tvm__chunk_subs(stored_only), allocated on first use */
 
     tvm_run *runs;              /* strings owned (malloc'd) */
     size_t nruns, runs_cap;
@@ -182,6 +188,7 @@ struct tvm_source {
     int64_t *run_filter;        /* store run ids to load (file), NULL = all */
     size_t nrun_filter;
     int64_t max_chunk, max_series, max_event, max_gap; /* highest store ids held (file polling) */
+    size_t file_nser;           /* series [0, file_nser) had their rows listed (file.c) */
     int import_meta;            /* the file gives runs, series, events and gaps too */
     int64_t t_limit;            /* tvm_set_time_limit; INT64_MAX = none */
     unsigned changed;           /* TVM_CHANGED_* since the last tvm_poll */
@@ -278,7 +285,12 @@ void tvm__cache_forget(tvm_cache *c, int64_t id);
 /* The points of chunk ci of series s: its memory block, or the store chunk
  * decoded (cached). Sets chunk->exact and time_sorted. NULL on error (src->err). */
 const tvm_block *tvm__chunk_points(tvm_source *src, tvm_ser *s, size_t ci);
-/* The cached sub-summaries of a store chunk decoded earlier, or NULL. */
-const tvm_subs *tvm__chunk_subs(tvm_source *src, const tvm_chunk *ch);
+/* Sub-summaries of store chunk ch: cached (either kind), else its stored
+ * groups (format-2 stores; they make ch's first and last exact), else NULL
+ * (a version-1 store's chunk not decoded yet, a memory chunk, a read error).
+ * With stored_only, the stored groups even when a decode's are cached (in a
+ * scratch valid until the next call): a decode's 64-point groups are finer
+ * but fit only regular steps. */
+const tvm_subs *tvm__chunk_subs(tvm_source *src, tvm_chunk *ch, int stored_only);
 
 #endif
