@@ -12,8 +12,6 @@
  *                        out a writer's WAL reset or recovery instead of failing)
  *   TSS_DEFAULT_UNIT_NS  time unit of a new store when the opener gives none (1 ms)
  *   TSS_MAX_SERIES_ID    largest series id the writer's array will grow to
- *   TSS_READER_MMAP      how much of the file a reader memory-maps (PRAGMA
- *                        mmap_size; SQLite caps it at its compile-time maximum)
  *   TSS_PAGE_SIZE        SQLite page size of a new store (1 KiB: a chunk blob of
  *                        about 14 KiB spills into overflow pages, and its last
  *                        page is half empty on average; at 4 KiB that cost 0.5
@@ -37,7 +35,6 @@
 #define TSS_DEFAULT_UNIT_NS 1000000
 #define TSS_MAX_SERIES_ID (1 << 24)
 #define TSS_PAGE_SIZE 1024
-#define TSS_READER_MMAP 4294967296 /* bytes of the file a reader maps */
 #define TSS_STR_(x) #x /* a number in SQL text */
 #define TSS_STR(x) TSS_STR_(x)
 
@@ -635,11 +632,6 @@ static int tss_open_reader(tss_store *st)
     if (rc == 0 && is_new)
         rc = tss__fail(st, -EINVAL, "%s is a SQLite database without tables, not a trainscope store",
                        st->path);
-    /* Readers map the file: a page then costs no pread and no copy (the
-     * viewer reads a few pages of each of thousands of chunk rows per frame).
-     * Best effort: without it SQLite reads as before. */
-    if (rc == 0)
-        sqlite3_exec(st->db, "PRAGMA mmap_size = " TSS_STR(TSS_READER_MMAP), NULL, NULL, NULL);
     return rc;
 }
 
