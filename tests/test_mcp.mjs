@@ -11,7 +11,7 @@
 // `trainscope report --json`. Under ASan the Python publishers get the ASan
 // runtime preloaded from TS_PY_LD_PRELOAD (tests/meson.build sets it).
 import { spawn, execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -78,20 +78,20 @@ function publisher(runName, steps, opts = []) {
   return new Promise((resolve) => p.on('exit', (code) => resolve(code)));
 }
 
-async function startCollector(apiEp) {
+async function startCollector(apiEp, extra = [], env = process.env) {
   const proc = spawn(TS, ['collect', '--store', STORE, '--ingest', INGEST, '--api', apiEp,
-    '--live', `ipc://${TMP}/live`, '--quiet'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    '--live', `ipc://${TMP}/live`, '--quiet', ...extra], { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig)));
   for (let i = 0; i < 100; i++) {
-    if ((await run(TS, ['query', apiEp, '{"op":"info"}', '--timeout-ms', '500'])).code === 0) break;
+    if ((await run(TS, ['query', apiEp, '{"op":"info"}', '--timeout-ms', '500'], env)).code === 0) break;
     await sleep(100);
   }
   return { proc, exited, api: apiEp };
 }
 
-async function connect(args) {
+async function connect(args, env = process.env) {
   const client = new Client({ name: 'trainscope-test', version: '1.0.0' });
-  const transport = new StdioClientTransport({ command: TS, args: ['mcp', ...args], env: { ...process.env },
+  const transport = new StdioClientTransport({ command: TS, args: ['mcp', ...args], env: { ...env },
     stderr: 'pipe' });
   // The server's diagnostics (stdout carries frames only), kept to look for
   // sanitizer reports when it has exited.
@@ -387,6 +387,35 @@ async function testRemote(storeClient, api) {
   return writer;
 }
 
+// ---- a collector with CURVE keys ----------------------------------------------
+
+async function testCurve() {
+  const key = async (name) => {
+    check((await run(TS, ['keygen', '--out', path.join(TMP, name)])).code === 0, `keygen ${name}`);
+    return [path.join(TMP, `${name}.key`), path.join(TMP, `${name}.pub`)];
+  };
+  const [serverKey, serverPub] = await key('collector');
+  const [aliceKey, alicePub] = await key('alice');
+  const [malloryKey] = await key('mallory');
+  mkdirSync(path.join(TMP, 'allowed'));
+  copyFileSync(alicePub, path.join(TMP, 'allowed', 'alice.pub'));
+  const keyEnv = (k) => ({ ...process.env, TRAINSCOPE_SERVER_KEY: serverPub, TRAINSCOPE_CLIENT_KEY: k });
+  const api = `tcp://127.0.0.1:${await freePort()}`;
+  const col = await startCollector(api, ['--curve-secret', serverKey, '--allow', path.join(TMP, 'allowed')],
+    keyEnv(aliceKey));
+  const alice = await connect([api, '--allow-write'], keyEnv(aliceKey));
+  let r = await call(alice, 'list_runs', { name: 'base' });
+  check(!r.err && r.json.runs.length === 1, 'CURVE: with an allowed key from the environment, list_runs answers');
+  r = await call(alice, 'annotate', { run: 'base', step: 77, text: 'through CURVE' });
+  check(!r.err && r.json.written, 'CURVE: annotate through the keyed collector');
+  await disconnect(alice);
+  const mallory = await run(TS, ['mcp', api], keyEnv(malloryKey));
+  check(mallory.code === 1 && /no reply from the collector.*does it allow this client's key/.test(mallory.stderr),
+    `CURVE: a key the collector does not allow: exit 1, saying so (${mallory.stderr.trim()})`);
+  col.proc.kill('SIGTERM');
+  check((await col.exited) === 0, 'the keyed collector exits 0 on SIGTERM');
+}
+
 async function main() {
   const api = `tcp://127.0.0.1:${await freePort()}`;
   const col = await startCollector(api);
@@ -411,6 +440,9 @@ async function main() {
   check(gone.code === 1 && /no reply from the collector/.test(gone.stderr),
     `tcp:// with no collector there: exit 1, saying so (${gone.stderr.trim()})`);
   await disconnect(writer);
+  await testCurve();
+  r = await call(client, 'describe_run', { run: 'base' });
+  check(r.json.events.some((e) => e.step === 77 && e.text === 'through CURVE'), 'the CURVE note is in the store');
   await disconnect(client);
 
   rmSync(TMP, { recursive: true, force: true });
