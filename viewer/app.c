@@ -668,17 +668,34 @@ static int bench(app *a, double t_open)
             pan[npan++] = ms[i];
         total_points += pts;
     }
-    double all[3], draw[3], pres[3], p[3], z[3];
+    double all[3], draw[3], pres[3], p[3], z[3], hd[3], hp[3];
     percentiles(ms, n, all);
     percentiles(rms, n, draw);
     percentiles(pms, n, pres);
     percentiles(pan, npan, p);
     percentiles(zoom, nzoom, z);
+    /* Then the mouse alone: the hover crosshair moving 5 px a frame across
+     * the middle of the window, nothing else changing (at most 200 frames,
+     * reusing the arrays). */
+    size_t nh = n < 200 ? n : 200;
+    for (size_t i = 0; i < nh; i++) {
+        SDL_PumpEvents();
+        SDL_FlushEvents(SDL_FIRSTEVENT, SDL_LASTEVENT);
+        tvv_hover(a->view, a->cv.w / 4 + (int)(5 * i) % (a->cv.w / 2), a->cv.h / 2);
+        double fm[2] = {0, 0};
+        frame(a, 1, NULL, fm);
+        rms[i] = fm[0];
+        pms[i] = fm[1];
+    }
+    percentiles(rms, nh, hd);
+    percentiles(pms, nh, hp);
     fprintf(stdout, "frames %zu at %dx%d: p50 %.2f ms, p99 %.2f ms, max %.2f ms (drawing alone: p50 %.2f ms, "
             "p99 %.2f ms; present alone, %s: p50 %.2f ms, p99 %.2f ms); pan frames (%zu) p50 %.2f p99 %.2f ms; "
             "zoom frames (%zu) p50 %.2f p99 %.2f ms; points represented per frame %.0f; panels %zu; VmRSS %ld kB\n",
             n, a->cv.w, a->cv.h, all[0], all[1], all[2], draw[0], draw[1], present_name(a), pres[0], pres[1], npan,
             p[0], p[1], nzoom, z[0], z[1], (double)total_points / (double)n, tvv_panel_count(a->view), vm_rss_kb());
+    fprintf(stdout, "hover frames %zu (crosshair moving, nothing else): drawing p50 %.2f ms, p99 %.2f ms; "
+            "present p50 %.2f ms, p99 %.2f ms\n", nh, hd[0], hd[1], hp[0], hp[1]);
     rc = 0;
 out:
     free(ms);
