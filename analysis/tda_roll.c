@@ -14,30 +14,22 @@ static uint32_t refresh_of(uint32_t w)
 }
 
 /* The caller's buffer, in doubles: ring (w), sorted and spare (w + 1 each,
- * the last a sentinel), gone (2 x refresh + 4: the merge appends came to it,
- * and pads to a multiple of 4)
- * and came (refresh + 1), then the merge's scratch: two byte arrays of
- * w + 1 (marks) and w + 1 int32 (offs). */
-static size_t doubles_for(size_t bytes) { return (bytes + sizeof(double) - 1) / sizeof(double); }
-
+ * the last a sentinel), gone (2 x refresh + 4: the merge appends came to
+ * it, and pads to a multiple of 4) and came (refresh + 1). */
 size_t tda_roll_buf_len(uint32_t w)
 {
-    return 3 * (size_t)w + 2 + 3 * (size_t)refresh_of(w) + 4 + 1 + doubles_for(2 * ((size_t)w + 1)) +
-           doubles_for(((size_t)w + 1) * sizeof(uint32_t));
+    return 3 * (size_t)w + 2 + 3 * (size_t)refresh_of(w) + 4 + 1;
 }
 
 void tda_roll_init(tda_roll *r, double *buf, uint32_t w)
 {
-    assert(w >= 2);
+    assert(w >= 2 && w <= TDA_ROLL_WMAX);
     uint32_t k = refresh_of(w);
     r->ring = buf;
     r->sorted = buf + w;
     r->spare = r->sorted + w + 1;
     r->gone = r->spare + w + 1;
     r->came = r->gone + 2 * k + 4;
-    double *scratch = r->came + k + 1;
-    r->marks = (uint8_t *)scratch;
-    r->offs = (int32_t *)(scratch + doubles_for(2 * ((size_t)w + 1)));
     r->w = w;
     r->n = 0;
     r->head = 0;
@@ -116,6 +108,11 @@ static void lower_bounds(const double *a, uint32_t n, const double *xs, uint32_t
     }
 }
 
+/* The merge's scratch, shared by every window of a thread (a merge does
+ * not keep it): one copy stays in cache instead of one per series. */
+static _Thread_local uint8_t tl_marks[2 * (TDA_ROLL_WMAX + 1)];
+static _Thread_local int32_t tl_offs[TDA_ROLL_WMAX + 1];
+
 /* Bring the snapshot up to date with the j values that left and the j that
  * came since, in one pass into the spare array. A merge that compares
  * element by element is a chain of dependent loads and compares (about 12
@@ -136,15 +133,15 @@ static void merge(tda_roll *r)
         return;
     const double *s = r->sorted, *came = r->came;
     double *t = r->spare;
-    uint8_t *rm = r->marks;
-    int8_t *delta = (int8_t *)r->marks + n + 1;
-    int32_t *offs = r->offs;
+    uint8_t *rm = tl_marks;
+    int8_t *delta = (int8_t *)tl_marks + n + 1;
+    int32_t *offs = tl_offs;
     uint32_t pos[2 * REFRESH_MAX + 4], npos = (2 * j + 3) & ~3u;
     memcpy(r->gone + j, came, j * sizeof *came);    /* gone has room: one search for both */
     for (uint32_t k = 2 * j; k < npos; k++)
         r->gone[k] = came[j - 1];
     lower_bounds(s, n, r->gone, npos, pos);
-    memset(r->marks, 0, 2 * ((size_t)n + 1));
+    memset(tl_marks, 0, 2 * ((size_t)n + 1));
     for (uint32_t k = 0; k < j; k++) {
         uint32_t p = pos[k];
         while (rm[p])           /* an equal value left before: its next copy */

@@ -45,8 +45,6 @@ typedef struct tda_roll {
     double *sorted;         /* the snapshot, ascending; sorted[n] = +Inf (the merge's sentinel) */
     double *spare;          /* the merge writes here, then the two swap */
     double *gone, *came;    /* values that left / came since the snapshot (full window only) */
-    uint8_t *marks;         /* merge scratch: removed (w + 1), then moves per position (w + 1) */
-    int32_t *offs;          /* merge scratch: how far each snapshot value moves (w + 1) */
     uint32_t w;             /* window length */
     uint32_t n;             /* values held (< w while filling) */
     uint32_t head;          /* next slot of ring to write */
@@ -58,7 +56,9 @@ typedef struct tda_roll {
 
 /* Doubles the caller's buffer holds for a window of w. */
 size_t tda_roll_buf_len(uint32_t w);
-/* buf holds tda_roll_buf_len(w) doubles and outlives r. w >= 2. */
+#define TDA_ROLL_WMAX 4096   /* the largest window (tda_detect.h: window=8..4096) */
+
+/* buf holds tda_roll_buf_len(w) doubles and outlives r. 2 <= w <= TDA_ROLL_WMAX. */
 void tda_roll_init(tda_roll *r, double *buf, uint32_t w);
 static inline int tda_roll_full(const tda_roll *r) { return r->n == r->w; }
 /* Add x (finite); once full, the oldest value leaves. Inline: it is on
