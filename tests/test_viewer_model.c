@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "model.h"
+#include "model_int.h" /* test_attached_file: the backend calls a network source makes */
 #include "store.h"
 
 static int failures;
@@ -550,6 +551,122 @@ static void test_columns_from_groups(void)
         free(ref[k]);
 }
 
+/* A network source that reads history from the store file (tvm__attach_store,
+ * "?history=file"), driven here through the calls its backend makes: LIVE
+ * points held in memory that a grown store chunk then contains are not shown
+ * twice, and a series learnt of after the attach gets its earlier chunks. */
+static int at_equal(tvm_source *src, size_t si, tss_store *rd, int64_t sid, const char *what)
+{
+    tss_point *got = NULL, *want = NULL;
+    size_t ngot = 0, nwant = 0;
+    int ok;
+
+    CHECK(tvm_points(src, si, INT64_MIN, INT64_MAX, TVM_X_STEP, &got, &ngot) == 0, "%s: %s", what, tvm_errmsg(src));
+    CHECK(tss_read_points(rd, sid, INT64_MIN, INT64_MAX, 0, &want, &nwant) == 0, "%s: %s", what, tss_errmsg(rd));
+    ok = same_points(got, ngot, want, nwant);
+    CHECK(ok, "%s: the model has %zu points, the store %zu", what, ngot, nwant);
+    free(got);
+    free(want);
+    return ok;
+}
+
+static void at_append(tss_store *w, int64_t sid, int64_t from, int64_t to, tss_point *live)
+{
+    for (int64_t s = from; s <= to; s++) {
+        tss_point p = {s, 1700000000000000000ll + s * 1000000, sin((double)s) + (double)(s % 7), 0};
+        CHECK(tss_append(w, sid, p.step, p.t_ns, p.value) == 0, "append: %s", tss_errmsg(w));
+        if (live)
+            live[s - from] = p;
+    }
+}
+
+static void test_attached_file(void)
+{
+    char path[256], empty[256], err[512];
+    tss_open_opts wo = {.writer = 1};
+    tss_store *w = NULL, *e = NULL, *rd = NULL;
+    tvm_source *src = NULL;
+    int64_t run, a, b;
+    size_t ia = 0, ib = 0;
+    static tss_point live[3000];
+
+    path_in(path, sizeof path, "attach.db");
+    path_in(empty, sizeof empty, "attach_empty.db");
+    CHECK(tss_open(&w, path, &wo, err, sizeof err) == 0, "writer: %s", err);
+    CHECK(tss_open(&e, empty, &wo, err, sizeof err) == 0, "empty: %s", err);
+    tss_close(e);
+    if (!w)
+        return;
+    tss_run_open(w, NULL, "r", NULL, 1, 1700000000000000000ll, &run);
+    tss_series_open(w, run, 0, "A", &a);
+    tss_series_open(w, run, 0, "B", &b);
+    at_append(w, a, 0, 4999, NULL);     /* a full chunk and an open one of 904 points */
+    at_append(w, b, 0, 2999, NULL);
+    CHECK(tss_commit(w) == 0, "commit");
+    CHECK(tss_open(&rd, path, NULL, err, sizeof err) == 0, "reader: %s", err);
+    /* a source with the network backend's view: runs and series it was told of */
+    CHECK(tvm_open(&src, empty, NULL, err, sizeof err) == 0, "tvm_open: %s", err);
+    if (!src || !rd)
+        goto out;
+    tvm__file_close(src);
+    CHECK(tvm__run_upsert(src, &(tvm_run){.id = run, .project = "", .name = "r", .display = "r",
+                                          .status = "running", .world_size = 1}, NULL) == 0, "run");
+    CHECK(tvm__series_upsert(src, 0, a, 0, "A", &ia) == 0, "series A");
+    CHECK(tvm__attach_store(src, path) == 0, "attach: %s", tvm_errmsg(src));
+    CHECK(tvm_poll(src) >= 0, "poll: %s", tvm_errmsg(src));
+    at_equal(src, ia, rd, a, "A at attach");
+
+    /* LIVE points first, then the collector commits the same points into the
+     * open chunk (its row grows in place) */
+    at_append(w, a, 5000, 5999, live);
+    CHECK(tvm__series_append(src, ia, live, 1000) == 0, "live");
+    CHECK(tss_commit(w) == 0, "commit");
+    CHECK(tvm_poll(src) >= 0, "poll: %s", tvm_errmsg(src));
+    at_equal(src, ia, rd, a, "A after its chunk grew under LIVE points");
+    /* LIVE ahead of the store: the tail past the row stays */
+    at_append(w, a, 6000, 6499, live);
+    CHECK(tvm__series_append(src, ia, live, 500) == 0, "live");
+    at_append(w, a, 6500, 6999, live + 500);
+    CHECK(tvm__series_append(src, ia, live + 500, 500) == 0, "live");
+    {   /* columns over store chunks plus the memory tail (its groups folded per point) */
+        tss_point *ref = NULL;
+        size_t nref = 0;
+        CHECK(tss_read_points(rd, a, INT64_MIN, INT64_MAX, 0, &ref, &nref) == 0 && nref == 6000, "store A");
+        tss_point *all = realloc(ref, (nref + 1000) * sizeof *all);
+        if (all) {
+            memcpy(all + nref, live, 1000 * sizeof *all);
+            for (size_t k = 0; k < 4; k++) {
+                static const size_t nc[] = {1, 64, 700, 1600};
+                int64_t from, to;
+                tvm_align_range(0, 6999, nc[k], &from, &to);
+                check_columns(src, ia, all, nref + 1000, TVM_X_STEP, from, to, nc[k], "A with a LIVE tail");
+                check_columns(src, ia, all, nref + 1000, TVM_X_STEP, 5000 + (int64_t)k * 333, 6999, nc[k],
+                              "A with a LIVE tail, unaligned");
+            }
+            free(all);
+        } else {
+            free(ref);
+        }
+    }
+    CHECK(tss_commit(w) == 0, "commit");
+    CHECK(tvm_poll(src) >= 0, "poll: %s", tvm_errmsg(src));
+    at_equal(src, ia, rd, a, "A after a second growth");
+
+    /* B, learnt of now: its rows are below the chunk ids the source has seen */
+    CHECK(tvm__series_upsert(src, 0, b, 0, "B", &ib) == 0, "series B");
+    CHECK(tvm_poll(src) >= 0, "poll: %s", tvm_errmsg(src));
+    at_equal(src, ib, rd, b, "B learnt of after the attach");
+    at_append(w, b, 3000, 3999, NULL);
+    CHECK(tss_commit(w) == 0, "commit");
+    CHECK(tvm_poll(src) >= 0, "poll: %s", tvm_errmsg(src));
+    at_equal(src, ib, rd, b, "B after a commit");
+    at_equal(src, ia, rd, a, "A still");
+out:
+    tvm_close(src);
+    tss_close(rd);
+    tss_close(w);
+}
+
 /* Replay: under a time limit the series are what they were at that time,
  * timelines included (a resume not yet happened hides nothing). */
 static void test_time_limit_replays(void)
@@ -819,6 +936,7 @@ int main(void)
     test_align_range();
     test_columns_equal_reduced_points();
     test_columns_from_groups();
+    test_attached_file();
     test_time_limit_replays();
     test_poll_picks_up_commits();
     test_run_filter();
