@@ -13,12 +13,12 @@ static uint32_t refresh_of(uint32_t w)
     return k < 1 ? 1 : k > REFRESH_MAX ? REFRESH_MAX : k;
 }
 
-/* The caller's buffer, in doubles: ring (w), sorted and spare (w + 1 each,
- * the last a sentinel), gone (2 x refresh + 4: the merge appends came to
+/* The caller's buffer, in doubles: ring (w), sorted (w + 1, the last a
+ * sentinel), gone (2 x refresh + 4: the merge appends came to
  * it, and pads to a multiple of 4) and came (refresh + 1). */
 size_t tda_roll_buf_len(uint32_t w)
 {
-    return 3 * (size_t)w + 2 + 3 * (size_t)refresh_of(w) + 4 + 1;
+    return 2 * (size_t)w + 1 + 3 * (size_t)refresh_of(w) + 4 + 1;
 }
 
 void tda_roll_init(tda_roll *r, double *buf, uint32_t w)
@@ -27,8 +27,7 @@ void tda_roll_init(tda_roll *r, double *buf, uint32_t w)
     uint32_t k = refresh_of(w);
     r->ring = buf;
     r->sorted = buf + w;
-    r->spare = r->sorted + w + 1;
-    r->gone = r->spare + w + 1;
+    r->gone = r->sorted + w + 1;
     r->came = r->gone + 2 * k + 4;
     r->w = w;
     r->n = 0;
@@ -112,9 +111,11 @@ static void lower_bounds(const double *a, uint32_t n, const double *xs, uint32_t
  * not keep it): one copy stays in cache instead of one per series. */
 static _Thread_local uint8_t tl_marks[2 * (TDA_ROLL_WMAX + 1)];
 static _Thread_local int32_t tl_offs[TDA_ROLL_WMAX + 1];
+static _Thread_local double tl_spare[TDA_ROLL_WMAX + 1];
 
 /* Bring the snapshot up to date with the j values that left and the j that
- * came since, in one pass into the spare array. A merge that compares
+ * came since, in one pass into a scratch array, copied back (a memcpy: cheaper
+ * than a second array per series in the cache). A merge that compares
  * element by element is a chain of dependent loads and compares (about 12
  * cycles per element, measured); here every position is known before the
  * pass:
@@ -131,8 +132,8 @@ static void merge(tda_roll *r)
     uint32_t j = r->pending, n = r->n;
     if (!j)
         return;
-    const double *s = r->sorted, *came = r->came;
-    double *t = r->spare;
+    const double *s = r->sorted, *came = r->came;   /* s is read before sorted is overwritten */
+    double *t = tl_spare;
     uint8_t *rm = tl_marks;
     int8_t *delta = (int8_t *)tl_marks + n + 1;
     int32_t *offs = tl_offs;
@@ -181,9 +182,7 @@ static void merge(tda_roll *r)
         }
         t[q] = x;
     }
-    t[n] = INFINITY;
-    r->spare = r->sorted;
-    r->sorted = t;
+    memcpy(r->sorted, t, n * sizeof *t);    /* sorted[n] stays +Inf */
     r->pending = 0;
     bound_mad(r);
 }

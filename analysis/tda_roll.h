@@ -43,7 +43,6 @@
 typedef struct tda_roll {
     double *ring;           /* w values in arrival order; ring[head] is the oldest once full */
     double *sorted;         /* the snapshot, ascending; sorted[n] = +Inf (the merge's sentinel) */
-    double *spare;          /* the merge writes here, then the two swap */
     double *gone, *came;    /* values that left / came since the snapshot (full window only) */
     uint32_t w;             /* window length */
     uint32_t n;             /* values held (< w while filling) */
