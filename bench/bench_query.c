@@ -13,7 +13,8 @@
  * kind (range reads at K different offsets, spread over the series); prints
  * the median and the p99 (for K < 100 the p99 is the slowest), and for the
  * reduction how many chunks a bucket edge cuts (those are folded from
- * their groups when the edge falls between two, else decoded; the others
+ * their groups when the edge falls between two, else decoded up to the last
+ * group an edge cuts; the others
  * from their summaries), the same number of buckets of a power-of-two width
  * at multiples of it (the viewer's columns: groups only, no decode), and what
  * one bucket, all summaries,
@@ -170,10 +171,10 @@ int main(int argc, char **argv)
                 }
             }
         }
-        char what[64], extra[128];
+        char what[64], extra[160];
         snprintf(what, sizeof what, "%d M4 buckets of %" PRId64 " points", buckets, points);
         snprintf(extra, sizeof extra, "; %" PRId64 " of %" PRId64 " chunks cut by a bucket edge, %" PRId64
-                 " of them decoded", cut, chunks, decoded);
+                 " decoded up to the group an edge cuts", cut, chunks, decoded);
         report(what, ms, reps, extra);
     }
     /* The same number of buckets with power-of-two widths at multiples of

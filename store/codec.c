@@ -588,11 +588,12 @@ apply:
     return 0;
 }
 
-/* tsc_decode, and tsc_blob_bits when fbits is not NULL. */
-static int64_t decode(const uint8_t *blob, size_t len, int64_t *steps, int64_t *times, double *values,
-                      uint64_t *fbits)
+/* tsc_decode (max: the blob's count), tsc_decode_prefix, and tsc_blob_bits
+ * when fbits is not NULL. */
+static int64_t decode(const uint8_t *blob, size_t len, int64_t max, int64_t *steps, int64_t *times,
+                      double *values, uint64_t *fbits)
 {
-    int64_t n = tsc_blob_count(blob, len);
+    int64_t n = tsc_blob_count(blob, len), all = n;
     tsc__model m;
     bitr r;
     size_t nbits;
@@ -600,6 +601,8 @@ static int64_t decode(const uint8_t *blob, size_t len, int64_t *steps, int64_t *
 
     if (n < 0)
         return n;
+    if (max < n)
+        n = max < 0 ? 0 : max;
     r.p = blob + HDR_BYTES;
     r.nbytes = len - HDR_BYTES;
     r.pos = 0;
@@ -616,6 +619,8 @@ static int64_t decode(const uint8_t *blob, size_t len, int64_t *steps, int64_t *
         if (values)
             memcpy(&values[i], &bits, sizeof bits);
     }
+    if (n < all)
+        return n;   /* a prefix: the rest of the stream is not read */
     /* Exactly the bytes the points need, padded with one bits. */
     pad = (unsigned)(nbits - r.pos);
     if (pad >= 8 || get_short(&r, pad) != (UINT64_C(1) << pad) - 1)
@@ -625,14 +630,20 @@ static int64_t decode(const uint8_t *blob, size_t len, int64_t *steps, int64_t *
 
 int64_t tsc_decode(const uint8_t *blob, size_t len, int64_t *steps, int64_t *times, double *values)
 {
-    return decode(blob, len, steps, times, values, NULL);
+    return decode(blob, len, INT64_MAX, steps, times, values, NULL);
+}
+
+int64_t tsc_decode_prefix(const uint8_t *blob, size_t len, int64_t max, int64_t *steps, int64_t *times,
+                          double *values)
+{
+    return decode(blob, len, max, steps, times, values, NULL);
 }
 
 int64_t tsc_blob_bits(const uint8_t *blob, size_t len, uint64_t bits[4])
 {
     int64_t n;
     bits[0] = bits[1] = bits[2] = 0;
-    n = decode(blob, len, NULL, NULL, NULL, bits);
+    n = decode(blob, len, INT64_MAX, NULL, NULL, NULL, bits);
     bits[3] = n < 0 ? 0 : len * 8 - bits[0] - bits[1] - bits[2];
     return n;
 }

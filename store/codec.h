@@ -69,6 +69,12 @@ int64_t tsc_blob_count(const uint8_t *blob, size_t len);
 /* Decode a whole blob into arrays of at least tsc_blob_count() entries (any
  * array may be NULL when not wanted). Returns the count or -EINVAL. */
 int64_t tsc_decode(const uint8_t *blob, size_t len, int64_t *steps, int64_t *times, double *values);
+/* The first min(max, count) points only (the codec is sequential: the cost
+ * is that of the points decoded). Checks what it reads; the bits after the
+ * prefix are not read, so a damage there goes unnoticed. Returns the number
+ * decoded or -EINVAL. */
+int64_t tsc_decode_prefix(const uint8_t *blob, size_t len, int64_t max, int64_t *steps, int64_t *times,
+                          double *values);
 /* For tools (bench_codec): decode a blob only to tell where its bits went:
  * bits[0], [1], [2] = the step, time and value codes of every point but the
  * first, bits[3] = the rest (header, first point, run-mode flags, padding).

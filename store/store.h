@@ -181,8 +181,9 @@ int tss_read_points(tss_store *st, int64_t series_id, int64_t step_from, int64_t
  * arrival) of the newest timeline's points in it. An empty bucket has count
  * 0, steps 0 and NaN values. Chunks wholly visible and inside one bucket are
  * summarised from their stored summary without decoding, chunks cut by
- * bucket edges from their groups when no group is cut (format 2: edges at
- * multiples of a power of two, see tss_chunks_groups); the result is
+ * bucket edges from their groups (format 2, see tss_chunks_groups), decoding
+ * only up to the last group an edge cuts (none for edges at multiples of a
+ * power of two); the result is
  * bit-for-bit that of reducing tss_read_points. out holds nbuckets. -EINVAL
  * when nbuckets is 0, step_from > step_to, or a chunk is corrupt. */
 typedef struct tss_bucket {

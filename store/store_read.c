@@ -376,10 +376,11 @@ static int tss_corrupt(tss_store *st, int64_t sid, const tss_chunk *c, const cha
                      st->path, sid, c->id, why);
 }
 
-/* Fetch and decode chunk c into the scratch arrays; returns its point
- * count. Nothing in the blob is trusted: its count must match the row, fit
- * the scratch, and its first and last steps must match the row's. */
-static int64_t tss_chunk_decode(tss_store *st, int64_t sid, const tss_chunk *c)
+/* Fetch and decode the first min(max, count) points of chunk c into the
+ * scratch arrays; returns how many. Nothing in the blob is trusted: its count
+ * must match the row, fit the scratch, its first step must be the row's and
+ * the last decoded one last_step (the row's, or the end of a group). */
+static int64_t tss_chunk_decode_n(tss_store *st, int64_t sid, const tss_chunk *c, int64_t max, int64_t last_step)
 {
     sqlite3_stmt *s;
     const uint8_t *blob;
@@ -417,12 +418,19 @@ static int64_t tss_chunk_decode(tss_store *st, int64_t sid, const tss_chunk *c)
         rc = tss_corrupt(st, sid, c, "bad header");
     else if (cnt != c->sum.count || cnt > TSC_MAX_POINTS)
         rc = tss_corrupt(st, sid, c, "point count differs from the chunk row");
-    else if (tsc_decode(blob, len, st->scr_steps, st->scr_times, st->scr_values) != cnt)
+    else if ((cnt = max < cnt ? max : cnt) < 1 ||
+             tsc_decode_prefix(blob, len, cnt, st->scr_steps, st->scr_times, st->scr_values) != cnt)
         rc = tss_corrupt(st, sid, c, "undecodable");
-    else if (cnt == 0 || st->scr_steps[0] != c->sum.step_first || st->scr_steps[cnt - 1] != c->sum.step_last)
+    else if (st->scr_steps[0] != c->sum.step_first || st->scr_steps[cnt - 1] != last_step)
         rc = tss_corrupt(st, sid, c, "steps differ from the chunk row");
     sqlite3_reset(s);
     return rc < 0 ? rc : cnt;
+}
+
+/* The whole chunk. */
+static int64_t tss_chunk_decode(tss_store *st, int64_t sid, const tss_chunk *c)
+{
+    return tss_chunk_decode_n(st, sid, c, INT64_MAX, c->sum.step_last);
 }
 
 /* ---- points ------------------------------------------------------------ */
@@ -594,16 +602,42 @@ static size_t tss_bucket_of(const tss_buckets_ctx *k, uint64_t off)
     return a;
 }
 
-/* A chunk cut by bucket edges, from its groups (version 2): possible when
- * every group it has in the range lies in one bucket and wholly on one side
- * of the range's ends and of the timeline cut. Returns 1 when folded, 0 when
- * the chunk must be decoded, or an error for a corrupt groups blob. */
+/* Fold the decoded points [0, cnt) of chunk c that are in range and visible. */
+static void tss_buckets_points(tss_store *st, const tss_chunk *c, tss_buckets_ctx *k, int64_t cnt)
+{
+    size_t b = 0;
+    int started = 0;
+
+    for (int64_t i = 0; i < cnt; i++) {
+        int64_t step = st->scr_steps[i];
+        uint64_t off;
+        if (step < k->from || step > k->to || (c->has_cut && step >= c->cut))
+            continue;
+        off = (uint64_t)step - (uint64_t)k->from;
+        /* Steps in a chunk never go back: find the first bucket, then walk. */
+        if (!started) {
+            b = tss_bucket_of(k, off);
+            started = 1;
+        }
+        while (b + 1 < k->nb && off >= k->lo[b + 1])
+            b++;
+        tss_bucket_add(&k->out[b], step, st->scr_values[i]);
+    }
+}
+
+/* A chunk cut by bucket edges, from its groups (version 2): a group that lies
+ * in one bucket, wholly on one side of the range's ends and of the timeline
+ * cut, is merged; the points up to the last group that does not are decoded
+ * (a prefix: the codec is sequential, the groups after it cost nothing).
+ * Returns 1 when folded, 0 when the chunk has no groups (decode it all), or
+ * an error for a corrupt groups blob or chunk. */
 static int tss_buckets_groups(tss_store *st, int64_t sid, const tss_chunk *c, tss_buckets_ctx *k)
 {
     sqlite3_stmt *s;
     const uint8_t *blob;
     uint32_t g;
-    int ng, rc;
+    int ng, rc, last_cut = -1, first_after = 0;
+    int64_t npts = 0;
 
     if (st->version < 2)
         return 0;
@@ -633,9 +667,18 @@ static int tss_buckets_groups(tss_store *st, int64_t sid, const tss_chunk *c, ts
         if (b->step_first < k->from || b->step_last > k->to || (c->has_cut && b->step_last >= c->cut) ||
             tss_bucket_of(k, (uint64_t)b->step_first - (uint64_t)k->from) !=
                 tss_bucket_of(k, (uint64_t)b->step_last - (uint64_t)k->from))
-            return 0;
+            last_cut = i;
     }
-    for (int i = 0; i < ng; i++) {
+    if (last_cut >= 0) {
+        for (int i = 0; i <= last_cut; i++)
+            npts += st->grp[i].count;
+        npts = tss_chunk_decode_n(st, sid, c, npts, st->grp[last_cut].step_last);
+        if (npts < 0)
+            return (int)npts;
+        tss_buckets_points(st, c, k, npts);
+        first_after = last_cut + 1;
+    }
+    for (int i = first_after; i < ng; i++) {
         const tss_bucket *b = &st->grp[i];
         if (b->step_last < k->from || b->step_first > k->to || (c->has_cut && b->step_first >= c->cut))
             continue;
@@ -647,13 +690,13 @@ static int tss_buckets_groups(tss_store *st, int64_t sid, const tss_chunk *c, ts
 static int tss_buckets_chunk(tss_store *st, int64_t sid, const tss_chunk *c, void *ctx)
 {
     tss_buckets_ctx *k = ctx;
-    uint64_t off;
     int64_t cnt;
     size_t b = 0;
-    int started = 0, rc;
+    int rc;
 
     /* A summary stores NaN as NULL and loses its payload: chunks whose first
-     * or last value is NaN are decoded so first and last stay bit-exact. */
+     * or last value is NaN are folded from their groups or decoded, so first
+     * and last stay bit-exact. */
     if (c->sum.step_first >= k->from && c->sum.step_last <= k->to &&
         (!c->has_cut || c->sum.step_last < c->cut) && !isnan(c->sum.first) && !isnan(c->sum.last)) {
         b = tss_bucket_of(k, (uint64_t)c->sum.step_first - (uint64_t)k->from);
@@ -668,20 +711,7 @@ static int tss_buckets_chunk(tss_store *st, int64_t sid, const tss_chunk *c, voi
     cnt = tss_chunk_decode(st, sid, c);
     if (cnt < 0)
         return (int)cnt;
-    for (int64_t i = 0; i < cnt; i++) {
-        int64_t step = st->scr_steps[i];
-        if (step < k->from || step > k->to || (c->has_cut && step >= c->cut))
-            continue;
-        off = (uint64_t)step - (uint64_t)k->from;
-        /* Steps in a chunk never go back: find the first bucket, then walk. */
-        if (!started) {
-            b = tss_bucket_of(k, off);
-            started = 1;
-        }
-        while (b + 1 < k->nb && off >= k->lo[b + 1])
-            b++;
-        tss_bucket_add(&k->out[b], step, st->scr_values[i]);
-    }
+    tss_buckets_points(st, c, k, cnt);
     return 0;
 }
 

@@ -483,12 +483,47 @@ static void test_corrupt_bytes_never_crash(void)
     tsc_enc_free(&e);
 }
 
+/* A prefix decode gives the first points of the full decode, bit for bit,
+ * for every prefix length (and the whole blob for a max at or above the
+ * count); a truncated header is refused. */
+static void test_prefix_decode(void)
+{
+    static int64_t s1[TSC_MAX_POINTS], t1[TSC_MAX_POINTS], s2[TSC_MAX_POINTS], t2[TSC_MAX_POINTS];
+    static double v1[TSC_MAX_POINTS], v2[TSC_MAX_POINTS];
+    tsc_enc e;
+    tsc_enc_init(&e);
+    for (int kind = 0; kind < GEN_KINDS; kind++) {
+        size_t len;
+        const uint8_t *blob;
+        gen(kind, 1000, 7);
+        tsc_enc_reset(&e);
+        for (size_t i = 0; i < in.n; i++)
+            tsc_enc_append(&e, in.step[i], in.time[i], in.value[i]);
+        blob = tsc_enc_bytes(&e, &len);
+        if (tsc_decode(blob, len, s1, t1, v1) != 1000)
+            fail("%s: full decode", gen_names[kind]);
+        for (int64_t max = 0; max <= 1001; max += max < 70 ? 1 : 37) {
+            int64_t want = max < 1000 ? max : 1000;
+            int64_t got = tsc_decode_prefix(blob, len, max, s2, t2, v2);
+            if (got != want || memcmp(s1, s2, (size_t)want * sizeof *s1) || memcmp(t1, t2, (size_t)want * sizeof *t1) ||
+                memcmp(v1, v2, (size_t)want * sizeof *v1))
+                fail("%s: prefix of %" PRId64 ": got %" PRId64 " points or other bits", gen_names[kind], max, got);
+        }
+        if (tsc_decode_prefix(blob, len, INT64_MAX, s2, t2, v2) != 1000)
+            fail("%s: prefix of INT64_MAX", gen_names[kind]);
+        if (tsc_decode_prefix(blob, 3, 10, s2, t2, v2) != -EINVAL)
+            fail("%s: a truncated header is refused", gen_names[kind]);
+    }
+    tsc_enc_free(&e);
+}
+
 int main(void)
 {
     test_edge_values_round_trip();
     test_extreme_steps_and_times();
     test_random_series_round_trip();
     test_snapshot_after_every_append();
+    test_prefix_decode();
     test_empty_and_reused_encoder();
     test_chunk_limit_is_enospc();
     test_bad_headers_are_einval();
