@@ -169,8 +169,11 @@ static const char *const tss_sql[TSS_Q_COUNT] = {
         "COALESCE(SUM(c.n_nan), 0), COALESCE(SUM(c.n_inf), 0), COALESCE(MAX(c.gen) + 1, 0) "
         "FROM series s LEFT JOIN chunks c ON c.series_id = s.id WHERE s.run_id = ?1 "
         "GROUP BY s.id ORDER BY s.rank, s.name",
+    /* The first chunk of the first timeline after ?2: one index seek per
+     * timeline (a GROUP BY gen read every chunk entry of the series). */
     [TSS_Q_GENS] =
-        "SELECT gen, MIN(step_first) FROM chunks WHERE series_id = ?1 GROUP BY gen ORDER BY gen",
+        "SELECT gen, step_first FROM chunks WHERE series_id = ?1 AND gen > ?2 "
+        "ORDER BY gen, step_first LIMIT 1",
     /* Chunk order = the order the points arrived in: by generation, and
      * within one, steps never go back (ties: the older row first). */
     [TSS_Q_CHUNKS_RANGE] =

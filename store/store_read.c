@@ -289,14 +289,21 @@ static int tss_gens_load(tss_store *st, int64_t sid, size_t *ngens)
 
     if (rc < 0)
         return rc;
-    sqlite3_bind_int64(s, 1, sid);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if ((rc = tss_reserve(st, (void **)&st->gens, &st->gens_cap, cnt + 1, sizeof *st->gens)) < 0)
-            break;
-        st->gens[cnt++] = (tss_gen){.gen = sqlite3_column_int(s, 0), .first = sqlite3_column_int64(s, 1)};
+    for (int64_t after = -1;;) {
+        sqlite3_bind_int64(s, 1, sid);
+        sqlite3_bind_int64(s, 2, after);
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW &&
+            (rc = tss_reserve(st, (void **)&st->gens, &st->gens_cap, cnt + 1, sizeof *st->gens)) == 0) {
+            st->gens[cnt++] = (tss_gen){.gen = sqlite3_column_int(s, 0), .first = sqlite3_column_int64(s, 1)};
+            after = st->gens[cnt - 1].gen;
+            sqlite3_reset(s);
+            continue;
+        }
+        rc = rc == SQLITE_DONE ? 0 : rc < 0 ? rc : tss__sqlfail(st, rc, "read the timelines");
+        sqlite3_reset(s);
+        break;
     }
-    rc = rc == SQLITE_DONE ? 0 : rc < 0 ? rc : tss__sqlfail(st, rc, "read the timelines");
-    sqlite3_reset(s);
     if (rc < 0)
         return rc;
     for (size_t i = cnt; i-- > 1;) {
