@@ -20,6 +20,14 @@
 #define TSS_GRP_VERSION 1
 #define TSS_GRP_F32 1           /* flag: values are float32 (their doubles convert back exactly) */
 
+/* A group's header byte: each bit set means the field has its usual value
+ * and is not stored (a full group of regular steps is one byte + values). */
+#define TSS_GH_DKEY 1           /* key = previous key + 1 (the first group: dkey 0) */
+#define TSS_GH_COUNT 2          /* count = the previous group's */
+#define TSS_GH_OFF 4            /* off = 0: the group starts its aligned range */
+#define TSS_GH_SPAN 8           /* the group ends its aligned range: span = 2^g - 1 - off */
+#define TSS_GH_FINITE 16        /* n_nan = n_inf = 0 */
+
 /* Merge neighbours of equal step >> (g + 1), in the raw form (extrema
  * start at +-Inf, see tss__grps_add): ties keep the earlier value. */
 static void tss_grps_coarsen(tss_grps *G)
@@ -167,7 +175,7 @@ size_t tss__grps_encode(const tss_grps *G, uint8_t *out)
     uint8_t *p = out;
     int f32 = 1;
     int64_t prev_key = 0;
-    uint64_t ref = 0;
+    uint64_t ref = 0, prev_count = 0;
 
     for (uint32_t i = 0; i < G->n && f32; i++) {
         tss_bucket b = tss__grps_get(G, i);
@@ -182,12 +190,25 @@ size_t tss__grps_encode(const tss_grps *G, uint8_t *out)
         int64_t key = b->step_first >> G->g;
         uint64_t base = (uint64_t)key << G->g;
 
-        p = tss_put_varint(p, i == 0 ? 0 : (uint64_t)key - (uint64_t)prev_key);
-        p = tss_put_varint(p, (uint64_t)b->count);
-        p = tss_put_varint(p, (uint64_t)b->step_first - base);
-        p = tss_put_varint(p, (uint64_t)b->step_last - (uint64_t)b->step_first);
-        p = tss_put_varint(p, (uint64_t)b->n_nan);
-        p = tss_put_varint(p, (uint64_t)b->n_inf);
+        uint64_t dkey = i == 0 ? 0 : (uint64_t)key - (uint64_t)prev_key, off = (uint64_t)b->step_first - base;
+        uint64_t span = (uint64_t)b->step_last - (uint64_t)b->step_first, full = ((uint64_t)1 << G->g) - 1 - off;
+        uint8_t h = (uint8_t)((dkey == (i > 0) ? TSS_GH_DKEY : 0) | ((uint64_t)b->count == prev_count ? TSS_GH_COUNT : 0) |
+                              (off == 0 ? TSS_GH_OFF : 0) | (span == full ? TSS_GH_SPAN : 0) |
+                              (b->n_nan == 0 && b->n_inf == 0 ? TSS_GH_FINITE : 0));
+        *p++ = h;
+        if (!(h & TSS_GH_DKEY))
+            p = tss_put_varint(p, dkey);
+        if (!(h & TSS_GH_COUNT))
+            p = tss_put_varint(p, (uint64_t)b->count);
+        if (!(h & TSS_GH_OFF))
+            p = tss_put_varint(p, off);
+        if (!(h & TSS_GH_SPAN))
+            p = tss_put_varint(p, span);
+        if (!(h & TSS_GH_FINITE)) {
+            p = tss_put_varint(p, (uint64_t)b->n_nan);
+            p = tss_put_varint(p, (uint64_t)b->n_inf);
+        }
+        prev_count = (uint64_t)b->count;
         p = tss_put_delta(p, b->first, ref, f32);
         ref = tss_ord(b->first, f32);
         if (b->count > 1) {
@@ -210,7 +231,7 @@ int tss__grps_decode(const uint8_t *p, size_t len, int64_t n, int64_t step_first
     const uint8_t *end = p + len;
     uint64_t ng, total = 0;
     int64_t key = 0, prev_last = 0;
-    uint64_t ref = 0;
+    uint64_t ref = 0, prev_count = 0;
     int f32;
 
     if (len < 4 || p[0] != TSS_GRP_VERSION || p[1] > 62 || (p[2] & ~TSS_GRP_F32))
@@ -225,10 +246,24 @@ int tss__grps_decode(const uint8_t *p, size_t len, int64_t n, int64_t step_first
         uint64_t dkey, cnt, off, span, nnan, ninf, base;
         double v;
 
-        if (tss_get_varint(&p, end, &dkey) < 0 || tss_get_varint(&p, end, &cnt) < 0 ||
-            tss_get_varint(&p, end, &off) < 0 || tss_get_varint(&p, end, &span) < 0 ||
-            tss_get_varint(&p, end, &nnan) < 0 || tss_get_varint(&p, end, &ninf) < 0)
+        uint8_t h;
+
+        if (p >= end)
             return -EINVAL;
+        h = *p++;
+        dkey = i > 0;
+        cnt = prev_count;
+        off = 0;
+        nnan = ninf = 0;
+        if ((h & ~0x1f) || (!(h & TSS_GH_DKEY) && tss_get_varint(&p, end, &dkey) < 0) ||
+            (!(h & TSS_GH_COUNT) && tss_get_varint(&p, end, &cnt) < 0) ||
+            (!(h & TSS_GH_OFF) && tss_get_varint(&p, end, &off) < 0) || off >> *g != 0)
+            return -EINVAL;
+        span = ((uint64_t)1 << *g) - 1 - off;
+        if ((!(h & TSS_GH_SPAN) && tss_get_varint(&p, end, &span) < 0) ||
+            (!(h & TSS_GH_FINITE) && (tss_get_varint(&p, end, &nnan) < 0 || tss_get_varint(&p, end, &ninf) < 0)))
+            return -EINVAL;
+        prev_count = cnt;
         if (i == 0) {
             if (dkey != 0)
                 return -EINVAL;
