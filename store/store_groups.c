@@ -9,7 +9,7 @@
  * from a few hundred bytes instead of 4096 decoded points.
  *
  * Knobs: TSS_GROUPS_MAX (store_int.h), groups per chunk: 32 keeps the blob
- * near 0.17 byte per point on a noisy float32 metric while a full chunk of
+ * near 0.12 byte per point on a noisy float32 metric while a full chunk of
  * regular steps still has groups of 128 steps.
  */
 #include "store_int.h"

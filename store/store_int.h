@@ -70,7 +70,7 @@ enum tss_q {
  * range whose edges fall on multiples of 2^g (the viewer's power-of-two
  * columns) is then reduced from the groups without decoding the chunk. */
 #define TSS_GROUPS_MAX 32
-#define TSS_GROUPS_BLOB_MAX (16 + (TSS_GROUPS_MAX + 1) * 10 * 10) /* 10 varints a group */
+#define TSS_GROUPS_BLOB_MAX (16 + (TSS_GROUPS_MAX + 1) * 11 * 10) /* a header and 10 varints a group */
 
 typedef struct tss_grps {
     uint32_t n;                 /* groups in use */
