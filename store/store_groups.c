@@ -17,7 +17,7 @@
 #include <errno.h>
 #include <string.h>
 
-#define TSS_GRP_VERSION 1
+#define TSS_GRP_VERSION 2       /* 1: without the header bytes (never released) */
 #define TSS_GRP_F32 1           /* flag: values are float32 (their doubles convert back exactly) */
 
 /* A group's header byte: each bit set means the field has its usual value
@@ -234,7 +234,9 @@ int tss__grps_decode(const uint8_t *p, size_t len, int64_t n, int64_t step_first
     uint64_t ref = 0, prev_count = 0;
     int f32;
 
-    if (len < 4 || p[0] != TSS_GRP_VERSION || p[1] > 62 || (p[2] & ~TSS_GRP_F32))
+    if (len >= 1 && p[0] != TSS_GRP_VERSION)
+        return -ENOTSUP;
+    if (len < 4 || p[1] > 62 || (p[2] & ~TSS_GRP_F32))
         return -EINVAL;
     *g = p[1];
     f32 = p[2] & TSS_GRP_F32;

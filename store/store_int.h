@@ -126,7 +126,8 @@ static inline tss_bucket tss__grps_get(const tss_grps *G, uint32_t i)
 /* The groups blob (at most TSS_GROUPS_BLOB_MAX bytes); returns its length. */
 size_t tss__grps_encode(const tss_grps *G, uint8_t *out);
 /* Parse a groups blob of a chunk of n points from step_first to step_last
- * into out[max]: returns the group count, *g the shift, or -EINVAL when it
+ * into out[max]: returns the group count, *g the shift, -ENOTSUP for another
+ * layout version (the reader decodes the chunk instead), or -EINVAL when it
  * is malformed or disagrees with the chunk. */
 int tss__grps_decode(const uint8_t *p, size_t len, int64_t n, int64_t step_first, int64_t step_last,
                      tss_bucket *out, size_t max, uint32_t *g);

@@ -665,6 +665,8 @@ static int tss_buckets_groups(tss_store *st, int64_t sid, const tss_chunk *c, ts
                                  c->sum.step_last, st->grp, TSS_GROUPS_MAX + 1, &g)
               : -EINVAL;
     sqlite3_reset(s);
+    if (ng == -ENOTSUP)
+        return 0;
     if (ng < 0)
         return tss_corrupt(st, sid, c, "bad groups");
     for (int i = 0; i < ng; i++) {
