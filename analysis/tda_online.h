@@ -3,12 +3,11 @@
  * findings in the store with the run, and hands them to the --on-finding
  * command (tda_alert.h).
  *
- * The collector passes the BATCH payload as it came off the wire; this
- * module finds each sample's series through the stream's metric bindings
- * (store.h: tss_stream_bindings, read once per stream and metric) and keeps
- * one tda_series per series id, so a resumed trainer's new stream continues
- * the same state. Per point: a hash probe, the detectors (tda_detect.h), no
- * allocation, no system call. Findings (rare) are written with
+ * The collector passes the BATCH payload as it came off the wire and the
+ * store series of each sample, as it resolved them; this module keeps one
+ * tda_series per series id (an array indexed by it), so a resumed
+ * trainer's new stream continues the same state. Per point: an array
+ * lookup, the detectors (tda_detect.h), no allocation, no system call. Findings (rare) are written with
  * tss_finding_add into the collector's open transaction, so they become
  * durable with the points that caused them; at most 100 per series are
  * stored (the rest are counted), so a pathological series cannot flood the
