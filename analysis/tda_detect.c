@@ -3,6 +3,7 @@
 #include "tda_detect.h"
 
 #include <errno.h>
+#include <float.h>
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <math.h>
@@ -238,10 +239,20 @@ static int surely_below(tda_series *s, double v)
         tda_roll_range(r, &lo, &hi);
         double mag = lo > 0 ? lo : hi < 0 ? -hi : 0;   /* the least |median| can be */
         double sigma = TDA_MAD_SIGMA * r->mad_lo, floor_ = 1e-9 * mag;
-        s->band = s->p.spike * (sigma > floor_ ? sigma : floor_) * (1 - 1e-12);
+        double t = s->p.spike * (sigma > floor_ ? sigma : floor_) * (1 - 1e-12);
+        /* A band beyond DBL_MAX is capped: a finite v - lo below DBL_MAX
+         * is still below the true band. Middle values beyond DBL_MAX/4 may
+         * make the median itself overflow (the mean of the two middle
+         * ones), out of [lo, hi]: no band then, every point is scored
+         * exactly. */
+        s->band = t < DBL_MAX ? t : DBL_MAX;
+        if (fabs(lo) > DBL_MAX / 4 || fabs(hi) > DBL_MAX / 4)
+            s->band = -1;
         s->band_merges = r->merges;
     }
     double lo, hi, mad_lo, t = s->band;
+    if (t < 0)
+        return 0;
     tda_roll_bounds(r, &lo, &hi, &mad_lo);
     /* A flat window (the MAD and the median 0) leaves t = 0: a value equal
      * to the median then scores 0, which is no spike either. */

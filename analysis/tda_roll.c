@@ -79,7 +79,8 @@ static void bound_mad(tda_roll *r)
         double d = s[i + span] - s[i];
         best = d < best ? d : best;
     }
-    r->mad_lo = 0.5 * best * (1 - 1e-12);
+    /* A span of values near +-DBL_MAX can overflow to +Inf: then say nothing. */
+    r->mad_lo = best < INFINITY ? 0.5 * best * (1 - 1e-12) : 0;
 }
 
 /* lower_bound of each of xs[0..m) in a[0..n), four at a time: every

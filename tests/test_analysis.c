@@ -134,7 +134,7 @@ static double ref_sigma(double mad, double median)
     return sd > floor_ ? sd : (floor_ > 0 ? floor_ : 1e-300);
 }
 
-static void test_filter_is_exact(const char *name, uint32_t w, double spike)
+static void test_filter_is_exact(const char *name, uint32_t w, double spike, double scale)
 {
     char rule[128];
     tda_rules rules = {0};
@@ -152,7 +152,7 @@ static void test_filter_is_exact(const char *name, uint32_t w, double spike)
     uint32_t low_run = 0;
     int64_t low_first = 0;
     for (size_t i = 0; i < 8000; i++) {
-        double v = series_value(i);
+        double v = series_value(i) * scale;
         tda_finding out[TDA_FEED_MAX];
         int k = tda_series_feed(&s, (int64_t)i, 0, v, out);
         /* The reference. */
@@ -175,9 +175,12 @@ static void test_filter_is_exact(const char *name, uint32_t w, double spike)
                     low_run = 0;
                 }
             } else {
-                if (z >= spike && !in_spike)
+                /* As feed_z: "not below the threshold" (a NaN score from
+                 * Inf/Inf, values near DBL_MAX, is not below either). */
+                int above = !(z < spike);
+                if (above && !in_spike)
                     ref_step = (int64_t)i, ref_score = z;
-                in_spike = z >= spike;
+                in_spike = above;
             }
         }
         if (isfinite(v)) {
@@ -192,7 +195,8 @@ static void test_filter_is_exact(const char *name, uint32_t w, double spike)
                 continue;
             found = 1;
             got++;
-            CHECK(out[j].step_first == ref_step && out[j].score == ref_score,
+            CHECK(out[j].step_first == ref_step &&
+                      (out[j].score == ref_score || (isnan(out[j].score) && isnan(ref_score))),
                   "%s w %u spike %g step %zu: finding from step %" PRId64 " score %.17g, exact scoring says step "
                   "%" PRId64 " score %.17g", name, w, spike, i, out[j].step_first, out[j].score, ref_step, ref_score);
         }
@@ -444,12 +448,17 @@ int main(void)
     test_roll_matches_sorting(4096, 1);
     for (int i = 0; i < 2; i++) {
         double spike = i ? 6 : 2;
-        test_filter_is_exact("train/loss", 8, spike);
-        test_filter_is_exact("train/loss", 37, spike);
-        test_filter_is_exact("train/loss", 128, spike);
-        test_filter_is_exact("train/loss", 500, spike);
-        test_filter_is_exact("tok_per_s", 128, spike);
-        test_filter_is_exact("tok_per_s", 64, spike);
+        test_filter_is_exact("train/loss", 8, spike, 1);
+        test_filter_is_exact("train/loss", 37, spike, 1);
+        test_filter_is_exact("train/loss", 128, spike, 1);
+        test_filter_is_exact("train/loss", 500, spike, 1);
+        test_filter_is_exact("tok_per_s", 128, spike, 1);
+        test_filter_is_exact("tok_per_s", 64, spike, 1);
+        /* Values near DBL_MAX: distances and spans overflow to Inf. */
+        test_filter_is_exact("train/loss", 128, spike, 2e307);
+        test_filter_is_exact("train/loss", 16, spike, 2e307);
+        /* Tiny values: the 1e-9 x |median| floor of the scale matters. */
+        test_filter_is_exact("train/loss", 128, spike, 1e-300);
     }
     test_loss_spike_nan_inf();
     test_rules_change_thresholds();
