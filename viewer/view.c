@@ -422,8 +422,9 @@ static void data_x_bounds(const tvv_view *v, int64_t *lo, int64_t *hi)
     *hi = b;
 }
 
-/* Columns per x unit of the aligned grid (model.h's fast path), or 0 when
- * the range is narrower than the plot (one x per column or less: unaligned). */
+/* x units per column when the range is a whole number of columns (model.h's
+ * fast path: a pan by whole columns reuses the columns computed before), or
+ * 0 when it is not. */
 static int64_t grid_w(const tvv_view *v)
 {
     if (v->ncols <= 0)
@@ -431,8 +432,7 @@ static int64_t grid_w(const tvv_view *v)
     uint64_t span = (uint64_t)v->x_to - (uint64_t)v->x_from + 1;
     if (span % (uint64_t)v->ncols)
         return 0;
-    uint64_t w = span / (uint64_t)v->ncols;
-    return (w & (w - 1)) == 0 && v->x_from % (int64_t)w == 0 ? (int64_t)w : 0;
+    return (int64_t)(span / (uint64_t)v->ncols);
 }
 
 /* Show [from, to] on the aligned grid that holds it (model.h: a pan or a
@@ -448,6 +448,37 @@ static void set_aligned(tvv_view *v, int64_t from, int64_t to)
     v->x_to = to;
 }
 
+/* The whole data [lo, hi], filling the plot to within 1/16 of a column's
+ * width. With many points per column the column edges are put at multiples
+ * of a power of two u <= w/16: the store keeps M4 summaries of step-aligned
+ * groups in each chunk (docs/store.md, chunks.groups; 128 steps for a full
+ * chunk of consecutive steps), so a column whose edges fall between groups
+ * is reduced without decoding the chunks it cuts, which is what makes the
+ * first frame of a 100M-point store fast. Edge to edge would cut every group
+ * it meets and decode every chunk. Columns are w wide, so a pan by whole
+ * columns reuses them (grid_w). */
+static void set_whole(tvv_view *v, int64_t lo, int64_t hi)
+{
+    v->x_from = lo;
+    v->x_to = hi;
+    if (v->ncols <= 0 || hi <= lo)
+        return;
+    uint64_t span = (uint64_t)hi - (uint64_t)lo + 1, n = (uint64_t)v->ncols;
+    uint64_t w = (span + n - 1) / n;
+    if (w < 256 || span > (uint64_t)INT64_MAX / 2)
+        return;    /* few points per column: decoding them is cheap */
+    uint64_t u = 1;
+    while (u * 2 <= w / 16)
+        u *= 2;
+    int64_t from = lo >= 0 ? lo / (int64_t)u * (int64_t)u
+                           : -(int64_t)((-(uint64_t)lo + u - 1) / u * u);
+    w = (w + u - 1) / u * u;
+    while ((uint64_t)from + w * n - 1 < (uint64_t)hi)
+        w += u;
+    v->x_from = from;
+    v->x_to = (int64_t)((uint64_t)from + w * n - 1);
+}
+
 void tvv__update_x_range(tvv_view *v)
 {
     int64_t lo, hi;
@@ -458,9 +489,7 @@ void tvv__update_x_range(tvv_view *v)
          * doubles when the data outgrows it. */
         set_aligned(v, lo, hi);
     } else if (v->x_auto) {
-        /* the whole data, edge to edge (a zoom or pan then aligns) */
-        v->x_from = lo;
-        v->x_to = hi;
+        set_whole(v, lo, hi);
     } else if (v->follow && v->x_to < hi) {
         /* slide by whole grid columns so the cached columns stay valid */
         int64_t w = grid_w(v);
