@@ -272,25 +272,12 @@ int tvv__render_heat(tvv_view *v, tvr_canvas *cv, panel *p, int64_t *points)
 {
     tvr_rect pl = p->plot;
     size_t ncols = (size_t)pl.w;
-    int flags = tvv__model_flags(v), rc = 0;
-    if (tvv__grow((void **)&v->shown, &v->shown_cap, p->nseries, 1) < 0 ||
-        tvv__grow((void **)&v->cols, &v->cols_cap, p->nseries * ncols, sizeof(tss_bucket)) < 0 ||
-        tvv__grow((void **)&v->hslot, &v->hslot_cap, v->nruns + 1, sizeof(size_t)) < 0)
+    if (tvv__grow((void **)&v->hslot, &v->hslot_cap, v->nruns + 1, sizeof(size_t)) < 0)
         return -ENOMEM;
+    int rc = tvv__panel_columns(v, p, ncols, points);
+    if (rc < 0)
+        return rc;
     unsigned char *shown = v->shown;
-    memset(shown, 0, p->nseries);
-    for (size_t k = 0; k < p->nseries; k++) {
-        const tvm_series *s = tvm_series_at(v->src, p->series[k]);
-        if (!tvv__series_visible(v, s) || s->count <= 0)
-            continue;
-        int64_t off = tvv__series_offset(v, s);
-        rc = tvm_columns(v->src, p->series[k], v->x_from + off, v->x_to + off, ncols, flags, &v->cols[k * ncols]);
-        if (rc < 0)
-            return rc;
-        shown[k] = 1;
-        for (size_t i = 0; i < ncols; i++)
-            *points += v->cols[k * ncols + i].count;
-    }
     size_t nslots = assign_slots(v, p, shown), nrows = nslots * p->nlayers, ncell = nrows * ncols;
     if (tvv__grow((void **)&v->hval, &v->hval_cap, ncell + ncols, sizeof(double)) < 0 ||
         tvv__grow((void **)&v->hstate, &v->hstate_cap, ncell + ncols, 1) < 0 ||

@@ -494,30 +494,44 @@ static void draw_hover(tvv_view *v, tvr_canvas *cv, const panel *p, const unsign
     tvv__tooltip(v, cv, v->hover_x, v->hover_y, lines, colours, nl);
 }
 
+/* The M4 columns of every visible series of panel p into v->cols (ncols
+ * per series, in the panel's series order), v->shown[k] set for each series
+ * drawn; adds the points they represent to *points. Shared by line panels
+ * and heatmaps. 0, -ENOMEM, or the source's error. */
+int tvv__panel_columns(tvv_view *v, const panel *p, size_t ncols, int64_t *points)
+{
+    int flags = tvv__model_flags(v);
+    if (tvv__grow((void **)&v->shown, &v->shown_cap, p->nseries, 1) < 0 ||
+        tvv__grow((void **)&v->cols, &v->cols_cap, p->nseries * ncols, sizeof(tss_bucket)) < 0)
+        return -ENOMEM;
+    memset(v->shown, 0, p->nseries);
+    for (size_t k = 0; k < p->nseries; k++) {
+        const tvm_series *s = tvm_series_at(v->src, p->series[k]);
+        if (!tvv__series_visible(v, s) || s->count <= 0)
+            continue;
+        int64_t off = tvv__series_offset(v, s);
+        int rc = tvm_columns(v->src, p->series[k], v->x_from + off, v->x_to + off, ncols, flags,
+                             &v->cols[k * ncols]);
+        if (rc < 0)
+            return rc;
+        v->shown[k] = 1;
+        for (size_t i = 0; i < ncols; i++)
+            *points += v->cols[k * ncols + i].count;
+    }
+    return 0;
+}
+
 static int render_panel(tvv_view *v, tvr_canvas *cv, panel *p, int64_t *points)
 {
     if (p->heat)
         return tvv__render_heat(v, cv, p, points);
     tvr_rect pl = p->plot;
     size_t ncols = (size_t)pl.w;
-    int flags = tvv__model_flags(v), rc = 0;
-    if (tvv__grow((void **)&v->shown, &v->shown_cap, p->nseries, 1) < 0 ||
-        tvv__grow((void **)&v->cols, &v->cols_cap, p->nseries * ncols, sizeof(tss_bucket)) < 0)
-        return -ENOMEM;
+    int flags = tvv__model_flags(v);
+    int rc = tvv__panel_columns(v, p, ncols, points);
+    if (rc < 0)
+        goto out;
     unsigned char *shown = v->shown;
-    memset(shown, 0, p->nseries);
-    for (size_t k = 0; k < p->nseries; k++) {
-        const tvm_series *s = tvm_series_at(v->src, p->series[k]);
-        if (!tvv__series_visible(v, s) || s->count <= 0)
-            continue;
-        int64_t off = tvv__series_offset(v, s);
-        rc = tvm_columns(v->src, p->series[k], v->x_from + off, v->x_to + off, ncols, flags, &v->cols[k * ncols]);
-        if (rc < 0)
-            goto out;
-        shown[k] = 1;
-        for (size_t i = 0; i < ncols; i++)
-            *points += v->cols[k * ncols + i].count;
-    }
     double lo, hi;
     y_range(v, p, shown, ncols, &lo, &hi);
     if (p->y_manual) {

@@ -131,6 +131,9 @@ int tvv__grow(void **p, size_t *cap, size_t need, size_t elem);
 int tvv__series_visible(const tvv_view *v, const tvm_series *s);
 /* What to add to a view x to get the series' own x (time since start). */
 int64_t tvv__series_offset(const tvv_view *v, const tvm_series *s);
+/* The M4 columns of panel p's visible series into v->cols, v->shown set
+ * (render.c). 0, -ENOMEM or the source's error. */
+int tvv__panel_columns(tvv_view *v, const panel *p, size_t ncols, int64_t *points);
 /* tvm_columns / tvm_points flags for the current x mode and timelines. */
 int tvv__model_flags(const tvv_view *v);
 /* A finding's x in the current x mode (step, wall ns, ns since its run's start). */
