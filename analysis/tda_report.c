@@ -203,7 +203,7 @@ static cJSON *compare_json(const tda_analysis *b, const tda_compare *c, size_t n
     return o;
 }
 
-static int print_json(const tda_analysis *a, const tda_analysis *b, const tda_compare *c, size_t nc)
+static cJSON *report_doc(const tda_analysis *a, const tda_analysis *b, const tda_compare *c, size_t nc)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "schema", REPORT_SCHEMA);
@@ -219,6 +219,67 @@ static int print_json(const tda_analysis *a, const tda_analysis *b, const tda_co
     }
     if (b)
         cJSON_AddItemToObject(root, "comparison", compare_json(b, c, nc));
+    return root;
+}
+
+/* The store's sentence for a run that cannot be found, except that a
+ * missing one says "unknown run" as the query API does everywhere (callers
+ * and MCP clients key on it). */
+static int find_run(tss_store *st, const char *name, int64_t *id, char *err, size_t errlen)
+{
+    int rc = tss_find_run(st, name, id);
+    if (rc == -ENOENT)
+        snprintf(err, errlen, "unknown run '%s'", name);
+    else if (rc < 0)
+        snprintf(err, errlen, "%s", tss_errmsg(st));
+    return rc;
+}
+
+int tda_report_json(tss_store *st, const char *run, const char *against, double tolerance,
+                    const tda_analyze_opts *o, cJSON **out, char *err, size_t errlen)
+{
+    tda_analysis a = {0}, b = {0};
+    tda_analyze_opts defaults;
+    tda_compare *cmp = NULL;
+    size_t ncmp = 0;
+    int64_t ida, idb;
+    int rc;
+    *out = NULL;
+    if (!st || !run || !(tolerance > 0) || !isfinite(tolerance)) {
+        snprintf(err, errlen, "the report needs a store, a run and a positive tolerance");
+        return -EINVAL;
+    }
+    if (!o) {
+        tda_analyze_opts_init(&defaults);
+        o = &defaults;
+    }
+    if ((rc = find_run(st, run, &ida, err, errlen)) < 0 ||
+        (against && (rc = find_run(st, against, &idb, err, errlen)) < 0))
+        goto done;
+    if ((rc = tda_analyze_run(st, ida, o, &a, err, errlen)) < 0 ||
+        (against && ((rc = tda_analyze_run(st, idb, o, &b, err, errlen)) < 0 ||
+                     (rc = tda_compare_runs(st, ida, idb, tolerance, &cmp, &ncmp, err, errlen)) < 0)))
+        goto done;
+    if (!(*out = report_doc(&a, against ? &b : NULL, cmp, ncmp))) {
+        snprintf(err, errlen, "out of memory");
+        rc = -ENOMEM;
+    }
+done:
+    free(cmp);
+    tda_analysis_free(&a);
+    tda_analysis_free(&b);
+    return rc < 0 ? rc : 0;
+}
+
+static int print_json(tss_store *st, const char *run, const char *against, double tol,
+                      const tda_analyze_opts *o)
+{
+    char err[512];
+    cJSON *root;
+    if (tda_report_json(st, run, against, tol, o, &root, err, sizeof err) < 0) {
+        fprintf(stderr, "trainscope report: %s\n", err);
+        return 1;
+    }
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) {
@@ -299,14 +360,6 @@ static int parse_pos(const char *s, double *out)
     return 0;
 }
 
-static int find_run(tss_store *st, const char *name, int64_t *id)
-{
-    int rc = tss_find_run(st, name, id);
-    if (rc < 0)
-        fprintf(stderr, "trainscope report: %s\n", tss_errmsg(st));
-    return rc;
-}
-
 int tda_report_main(int argc, char **argv)
 {
     const char *pos[2] = {NULL, NULL}, *against = NULL;
@@ -371,20 +424,21 @@ int tda_report_main(int argc, char **argv)
         fprintf(stderr, "trainscope report: %s\n", err);
         return 1;
     }
-    if (find_run(st, pos[1], &ida) < 0 || (against && find_run(st, against, &idb) < 0))
+    if (json) {
+        /* The one builder that the collector's `report` op and MCP share. */
+        status = print_json(st, pos[1], against, tol, &o);
         goto done;
-    if (tda_analyze_run(st, ida, &o, &a, err, sizeof err) < 0 ||
+    }
+    if (find_run(st, pos[1], &ida, err, sizeof err) < 0 ||
+        (against && find_run(st, against, &idb, err, sizeof err) < 0) ||
+        tda_analyze_run(st, ida, &o, &a, err, sizeof err) < 0 ||
         (against && (tda_analyze_run(st, idb, &o, &b, err, sizeof err) < 0 ||
                      tda_compare_runs(st, ida, idb, tol, &cmp, &ncmp, err, sizeof err) < 0))) {
         fprintf(stderr, "trainscope report: %s\n", err);
         goto done;
     }
-    if (json) {
-        status = print_json(&a, against ? &b : NULL, cmp, ncmp);
-    } else {
-        print_text(&a, against ? &b : NULL, cmp, ncmp);
-        status = 0;
-    }
+    print_text(&a, against ? &b : NULL, cmp, ncmp);
+    status = 0;
 done:
     free(cmp);
     tda_analysis_free(&a);

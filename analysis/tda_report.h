@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "store.h"
+#include "tda_analyze.h"
 
 struct cJSON;
 
@@ -33,6 +34,21 @@ typedef struct tda_compare {
 /* Compare the series of two runs pairwise; *out is malloc'ed. */
 int tda_compare_runs(tss_store *st, int64_t run_a, int64_t run_b, double tolerance, tda_compare **out,
                      size_t *n, char *err, size_t errlen);
+
+/* The report of `run` as the JSON document of `trainscope report --json`
+ * (docs/report-schema.md), built in memory, so the command, the collector's
+ * `report` op and `trainscope mcp` give one and the same document. against
+ * (NULL: none) adds the comparison with that run, at relative tolerance
+ * (> 0; the command's default is 0.05). o: NULL for the defaults.
+ *
+ * st is only read (a read-only handle is fine). Runs are named as
+ * tss_find_run names them. On success *out is the document (the caller
+ * cJSON_Delete's it; its 64-bit integers are raw items, exact when printed).
+ * Errors: -ENOENT "unknown run 'x'", -EEXIST an ambiguous name, -EINVAL bad
+ * arguments, -ENOMEM, or the store's error; err holds a sentence for a
+ * person and *out is NULL. */
+int tda_report_json(tss_store *st, const char *run, const char *against, double tolerance,
+                    const tda_analyze_opts *o, struct cJSON **out, char *err, size_t errlen);
 
 /* The command; argv[0] is "report". Returns the exit status: 0, 1 when the
  * store or a run cannot be read, 2 for a bad command line. */

@@ -35,6 +35,7 @@
 
 #include "security.h"
 #include "store.h"
+#include "tda_report.h"
 #include "wire.h"
 
 #define API_MAX_REQUEST (1 << 20)
@@ -319,6 +320,43 @@ static void op_findings(tcl__api *a, api_req *r)
     tss_free_findings(f, n);
 }
 
+/* The run's report, the document of `trainscope report --json`
+ * (docs/report-schema.md) under "report", built by the same function from
+ * this thread's read-only handle, so a client on another machine gets it
+ * without the store file. The offline pass uses the report command's
+ * default detector settings; it reads every point of the run (and of
+ * "against"), so a large run holds the other queries back while it runs. */
+static void op_report(tcl__api *a, api_req *r)
+{
+    const cJSON *run = cJSON_GetObjectItemCaseSensitive(r->req, "run");
+    const cJSON *against = cJSON_GetObjectItemCaseSensitive(r->req, "against");
+    const cJSON *tol = cJSON_GetObjectItemCaseSensitive(r->req, "tolerance");
+    double tolerance = 0.05;
+    cJSON *doc;
+    if (!cJSON_IsString(run)) {
+        fail(r, "this op needs \"run\" (a run name, or project/name)");
+        return;
+    }
+    if (against && !cJSON_IsNull(against) && !cJSON_IsString(against)) {
+        fail(r, "\"against\" must be a run name");
+        return;
+    }
+    if (tol && !cJSON_IsNull(tol)) {
+        if (!cJSON_IsNumber(tol) || !(tol->valuedouble > 0) || !isfinite(tol->valuedouble)) {
+            fail(r, "\"tolerance\" must be a positive number (relative difference, e.g. 0.05)");
+            return;
+        }
+        tolerance = tol->valuedouble;
+    }
+    if (tda_report_json(a->st, run->valuestring, cJSON_IsString(against) ? against->valuestring : NULL,
+                        tolerance, NULL, &doc, r->err, sizeof r->err) < 0) {
+        if (!r->err[0])
+            fail(r, "the report failed");
+        return;
+    }
+    cJSON_AddItemToObject(r->reply, "report", doc);
+}
+
 static void op_gaps(tcl__api *a, api_req *r)
 {
     int64_t run_id;
@@ -501,6 +539,7 @@ static const struct {
     { "events", op_events }, { "gaps", op_gaps }, { "findings", op_findings },
     { "points", op_points },
     { "buckets", op_buckets },
+    { "report", op_report },
     { "annotate", op_annotate },
 };
 
@@ -524,7 +563,7 @@ static void dispatch(tcl__api *a, api_req *r, const char *text, size_t len)
             return;
         }
     }
-    fail(r, "unknown op '%s' (info, runs, series, events, gaps, findings, points, buckets, annotate)", op->valuestring);
+    fail(r, "unknown op '%s' (info, runs, series, events, gaps, findings, report, points, buckets, annotate)", op->valuestring);
 }
 
 static void free_bin(void *data, void *hint)

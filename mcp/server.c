@@ -368,7 +368,7 @@ int tmcp_main(int argc, char **argv)
     /* A client that goes away while a reply is written must not kill us
      * with SIGPIPE before the store is closed; the write just fails. */
     signal(SIGPIPE, SIG_IGN);
-    server s = { .tools = { .allow_write = allow_write, .self_exe = "/proc/self/exe" } };
+    server s = { .tools = { .allow_write = allow_write } };
     if (tmcp_src_open(&s.tools.src, target, err, sizeof err) < 0) {
         fprintf(stderr, "trainscope mcp: %s\n", err);
         return 1;

@@ -19,6 +19,7 @@
 #include <zmq.h>
 
 #include "keys.h"
+#include "tda_report.h"
 
 #define API_TIMEOUT_MS 5000
 
@@ -94,14 +95,18 @@ static int api_socket(tmcp_src *s)
 /* Send req (consumed) and take the reply: *reply the JSON object with ok
  * true, *bin (may be NULL) the binary frame that follows, malloc'ed. An
  * {"ok":false} reply fails with its error sentence, -ENOENT when it names
- * an unknown run or series. */
-static int api_call(tmcp_src *s, cJSON *req, cJSON **reply, void **bin, size_t *binlen)
+ * an unknown run or series. text_out (may be NULL): the JSON frame's own
+ * text, malloc'ed and NUL-terminated, for a caller that must pass numbers
+ * on exactly, which the parsed doubles would not. */
+static int api_call_text(tmcp_src *s, cJSON *req, cJSON **reply, void **bin, size_t *binlen, char **text_out)
 {
     char *text = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
     *reply = NULL;
     if (bin)
         *bin = NULL;
+    if (text_out)
+        *text_out = NULL;
     if (!text)
         return fail(s, -ENOMEM, "out of memory");
     int rc = zmq_send(s->sock, text, strlen(text), 0);
@@ -125,6 +130,10 @@ static int api_call(tmcp_src *s, cJSON *req, cJSON **reply, void **bin, size_t *
         more = zmq_msg_more(&m);
         if (part++ == 0) {
             *reply = cJSON_ParseWithLength(zmq_msg_data(&m), zmq_msg_size(&m));
+            if (text_out && (*text_out = malloc(zmq_msg_size(&m) + 1))) {
+                memcpy(*text_out, zmq_msg_data(&m), zmq_msg_size(&m));
+                (*text_out)[zmq_msg_size(&m)] = 0;
+            }
         } else if (bin && part == 2 && (*bin = malloc(zmq_msg_size(&m) + 1))) {
             memcpy(*bin, zmq_msg_data(&m), zmq_msg_size(&m));
             *binlen = zmq_msg_size(&m);
@@ -138,15 +147,26 @@ static int api_call(tmcp_src *s, cJSON *req, cJSON **reply, void **bin, size_t *
         const char *msg = cJSON_IsString(e) ? e->valuestring : "error without a message";
         rc = fail(s, strncmp(msg, "unknown ", 8) == 0 ? -ENOENT : -EIO, "%s", msg);
     }
+    if (rc == 0 && text_out && !*text_out)
+        rc = fail(s, -ENOMEM, "out of memory");
     if (rc < 0) {
         cJSON_Delete(*reply);
         *reply = NULL;
+        if (text_out) {
+            free(*text_out);
+            *text_out = NULL;
+        }
         if (bin) {
             free(*bin);
             *bin = NULL;
         }
     }
     return rc;
+}
+
+static int api_call(tmcp_src *s, cJSON *req, cJSON **reply, void **bin, size_t *binlen)
+{
+    return api_call_text(s, req, reply, bin, binlen, NULL);
 }
 
 static cJSON *api_req(const char *op, const tss_run *run)
@@ -443,6 +463,87 @@ static int api_open(tmcp_src *s)
     return s->store_path ? 0 : fail(s, -ENOMEM, "out of memory");
 }
 
+/* Just past the JSON value at p, or NULL when the text ends first. It only
+ * skips: the text was parsed (so checked) already. */
+static const char *json_skip(const char *p)
+{
+    int depth = 0;
+    if (*p != '{' && *p != '[' && *p != '"')
+        return p + strcspn(p, ",}] \t\r\n");
+    do {
+        if (*p == '"') {
+            for (p++; *p && *p != '"'; p++)
+                if (*p == '\\' && p[1])
+                    p++;
+            if (!*p)
+                return NULL;
+        } else if (*p == '{' || *p == '[') {
+            depth++;
+        } else if (*p == '}' || *p == ']') {
+            depth--;
+        } else if (!*p) {
+            return NULL;
+        }
+        p++;
+    } while (depth > 0);
+    return p;
+}
+
+/* The text of member `key` of the top-level object in text. */
+static int json_member_span(const char *text, const char *key, const char **start, size_t *len)
+{
+    const char *p = text + strspn(text, " \t\r\n");
+    size_t klen = strlen(key);
+    if (*p++ != '{')
+        return -1;
+    for (;;) {
+        p += strspn(p, " \t\r\n,");
+        const char *k = p + 1, *ke = *p == '"' ? json_skip(p) : NULL;
+        if (!ke)
+            return -1;
+        p = ke + strspn(ke, " \t\r\n");
+        if (*p++ != ':')
+            return -1;
+        p += strspn(p, " \t\r\n");
+        const char *v = p, *ve = json_skip(p);
+        if (!ve)
+            return -1;
+        if ((size_t)(ke - 1 - k) == klen && strncmp(k, key, klen) == 0) {
+            *start = v;
+            *len = (size_t)(ve - v);
+            return 0;
+        }
+        p = ve;
+    }
+}
+
+/* The collector's `report` op; the document is cut out of the reply's text
+ * as sent, so its 64-bit integers (nanosecond times) stay exact. */
+static int api_report(tmcp_src *s, const char *run, const char *against, double tolerance, char **json)
+{
+    cJSON *req = api_req("report", NULL), *reply;
+    char *text;
+    const char *start;
+    size_t len;
+    int rc;
+    cJSON_AddStringToObject(req, "run", run);
+    if (against)
+        cJSON_AddStringToObject(req, "against", against);
+    cJSON_AddNumberToObject(req, "tolerance", tolerance);
+    if ((rc = api_call_text(s, req, &reply, NULL, NULL, &text)) < 0)
+        return rc;
+    cJSON_Delete(reply);
+    if (json_member_span(text, "report", &start, &len) < 0 || *start != '{') {
+        free(text);
+        return fail(s, -EIO, "the collector at %s answered the report op without a report (is it older "
+                    "than this trainscope?)", s->target);
+    }
+    memmove(text, start, len);
+    text[len] = 0;
+    *json = text;
+    return 0;
+}
+
 /* ---- either ------------------------------------------------------------ */
 
 int tmcp_src_open(tmcp_src **out, const char *target, char *err, size_t errlen)
@@ -712,4 +813,18 @@ int tmcp_src_annotate(tmcp_src *s, const tss_run *run, int rank, int64_t step, c
     int rc = api_call(s, req, &reply, NULL, NULL);
     cJSON_Delete(reply);
     return rc;
+}
+
+int tmcp_src_report(tmcp_src *s, const char *run, const char *against, double tolerance, char **json)
+{
+    cJSON *doc;
+    int rc;
+    *json = NULL;
+    if (s->remote)
+        return api_report(s, run, against, tolerance, json);
+    if ((rc = tda_report_json(s->st, run, against, tolerance, NULL, &doc, s->err, sizeof s->err)) < 0)
+        return rc == -ENOENT || rc == -EINVAL || rc == -EEXIST ? rc : -EIO;
+    *json = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    return *json ? 0 : fail(s, -ENOMEM, "out of memory");
 }

@@ -30,7 +30,8 @@ void tmcp_src_close(tmcp_src *s);   /* NULL-safe */
 const char *tmcp_src_errmsg(const tmcp_src *s);
 /* 1 for a collector's API, 0 for a store file. */
 int tmcp_src_remote(const tmcp_src *s);
-/* The store file (absolute for a collector: from its `info`). */
+/* The store file (absolute for a collector: from its `info`; for messages
+ * only, it may be on another machine). */
 const char *tmcp_src_store_path(const tmcp_src *s);
 
 /* Every run, newest first, with config (the API's runs op carries it too). */
@@ -60,6 +61,12 @@ int tmcp_src_buckets(tmcp_src *s, int64_t series_id, int64_t from, int64_t to, s
  * returns 1); 0 when certainly not. A store answers from PRAGMA
  * data_version without reading a page; a collector always says 1. */
 int tmcp_src_changed(tmcp_src *s);
+/* The report of run (against: NULL, or a run to compare with, at relative
+ * tolerance > 0) as the minified JSON document of `trainscope report --json`
+ * (docs/report-schema.md), *json malloc'ed. A store builds it here
+ * (tda_report_json); a collector answers its `report` op, so the store file
+ * need not be readable on this machine. */
+int tmcp_src_report(tmcp_src *s, const char *run, const char *against, double tolerance, char **json);
 /* Record an event (kind, text) at step of rank in the run, durably. A
  * collector applies it with its own writer; a store is opened as the writer
  * for this one event, which fails with -EBUSY when a collector holds it. */

@@ -17,7 +17,6 @@ struct cJSON;
 typedef struct tmcp_tools {
     tmcp_src *src;              /* not owned */
     int allow_write;            /* --allow-write: annotate is listed and works */
-    const char *self_exe;       /* this program, run as `trainscope report --json` */
     /* Called while wait_for blocks, in place of sleeping: waits up to
      * wait_ms for the client; 1 stops the wait (the request was cancelled,
      * or the client went away). */

@@ -3,9 +3,10 @@
  * reduced to M4 buckets with the reduction stated, lists capped with the
  * number left out said.
  *
- * report and compare_runs run this program's own `trainscope report --json`
- * (analysis/tda_report.c) on the store file, so their JSON is exactly the
- * report's (docs/report-schema.md) and the analysis lives in one place.
+ * report and compare_runs answer with the document of `trainscope report
+ * --json` (docs/report-schema.md), built by the same function
+ * (tda_report_json): in this process on a store file, by the collector's
+ * `report` op on a collector, so the store file need not be readable here.
  *
  * Knobs: WAIT_TICK_MS (how often wait_for looks at the source; on a store
  * a look that finds no commit costs one PRAGMA), WAIT_STATUS_MS (how often
@@ -18,19 +19,15 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <math.h>
 #include <poll.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #define WAIT_TICK_MS 150
 #define WAIT_STATUS_MS 1000
@@ -40,9 +37,7 @@
 #define SERIES_MAX_POINTS 5000
 #define SERIES_MAX_VALUES 10000     /* points or buckets in one get_series answer */
 #define LIST_CAP 50
-#define REPORT_MAX_OUTPUT (64u << 20)
-
-extern char **environ;
+#define REPORT_TOLERANCE 0.05      /* compare_runs, as `trainscope report --against` */
 
 /* ---- results --------------------------------------------------------------- */
 
@@ -585,127 +580,16 @@ done:
 
 /* ---- report, compare_runs ------------------------------------------------------ */
 
-/* Run argv with stdout and stderr captured (stdin empty); *out and *errout
- * are NUL-terminated and malloc'ed. Returns the exit status, or -1. */
-static int run_capture(char *const argv[], char **out, char **errout)
+/* The report's own document (docs/report-schema.md), built in this process
+ * from a store or by the collector's `report` op: the analysis lives in one
+ * place (tda_report_json), and its text is passed on as built, because
+ * re-printing it through cJSON would round its 64-bit integers. */
+static cJSON *report(tmcp_tools *t, const char *run, const char *against, double tolerance)
 {
-    int po[2] = { -1, -1 }, pe[2] = { -1, -1 }, status = -1;
-    size_t len[2] = { 0, 0 }, cap[2] = { 0, 0 };
-    char *buf[2] = { NULL, NULL };
-    posix_spawn_file_actions_t fa;
-    pid_t pid;
-    *out = *errout = NULL;
-    if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0)
-        goto done;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, po[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(po[1]);
-    close(pe[1]);
-    po[1] = pe[1] = -1;
-    if (rc != 0)
-        goto done;
-    /* Read both pipes to their end, so neither can fill and stall the child. */
-    struct pollfd p[2] = { { .fd = po[0], .events = POLLIN }, { .fd = pe[0], .events = POLLIN } };
-    int open_fds = 2;
-    while (open_fds > 0) {
-        if (poll(p, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        for (int k = 0; k < 2; k++) {
-            if (p[k].fd < 0 || !p[k].revents)
-                continue;
-            if (cap[k] - len[k] < 4096) {
-                cap[k] = cap[k] ? cap[k] * 2 : 65536;
-                char *b = cap[k] <= REPORT_MAX_OUTPUT ? realloc(buf[k], cap[k] + 1) : NULL;
-                if (!b) {
-                    close(p[k].fd);
-                    p[k].fd = -1;
-                    open_fds--;
-                    continue;
-                }
-                buf[k] = b;
-            }
-            ssize_t got = read(p[k].fd, buf[k] + len[k], cap[k] - len[k]);
-            if (got > 0) {
-                len[k] += (size_t)got;
-            } else if (got == 0 || errno != EINTR) {
-                close(p[k].fd);
-                p[k].fd = -1;
-                open_fds--;
-            }
-        }
-    }
-    while (waitpid(pid, &rc, 0) < 0 && errno == EINTR)
-        ;
-    status = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-    po[0] = p[0].fd;
-    pe[0] = p[1].fd;
-done:
-    for (int k = 0; k < 2; k++) {
-        if (!buf[k])
-            buf[k] = calloc(1, 1);
-        else
-            buf[k][len[k]] = 0;
-    }
-    *out = buf[0];
-    *errout = buf[1];
-    for (int k = 0; k < 2; k++) {
-        if (po[k] >= 0)
-            close(po[k]);
-        if (pe[k] >= 0)
-            close(pe[k]);
-    }
-    return status;
-}
-
-static cJSON *report(tmcp_tools *t, const char *run, const char *against, const char *tolerance)
-{
-    const char *store = tmcp_src_store_path(t->src);
-    if (tmcp_src_remote(t->src) && access(store, R_OK) != 0)
-        return tool_error("the report reads the store file, and the collector's store (%s) cannot be read on "
-                          "this machine; run `trainscope mcp` where the collector runs, or on a copy of the store",
-                          store);
-    char *argv[10] = { (char *)t->self_exe, "report", (char *)store, (char *)run, "--json" };
-    int k = 5;
-    if (against) {
-        argv[k++] = "--against";
-        argv[k++] = (char *)against;
-    }
-    if (tolerance) {
-        argv[k++] = "--tolerance";
-        argv[k++] = (char *)tolerance;
-    }
-    char *out, *err;
-    int status = run_capture(argv, &out, &err);
-    cJSON *res;
-    cJSON *doc = status == 0 && out ? cJSON_Parse(out) : NULL;
-    if (doc) {
-        /* The report's own text, minified: re-printing it through cJSON
-         * would round its exact 64-bit integers (nanosecond times). */
-        cJSON_Delete(doc);
-        cJSON_Minify(out);
-        res = text_result(out, 0);
-        out = NULL;
-    } else {
-        /* `trainscope report: unknown run 'x'` -> the sentence after the prefix. */
-        char *msg = err && *err ? err : out;
-        char *colon = msg ? strstr(msg, "report: ") : NULL;
-        if (colon)
-            msg = colon + 8;
-        size_t n = msg ? strlen(msg) : 0;
-        while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-            msg[--n] = 0;
-        res = tool_error("%s", n ? msg : status < 0 ? "cannot run the report command" : "the report failed");
-    }
-    free(out);
-    free(err);
-    return res;
+    char *json;
+    if (tmcp_src_report(t->src, run, against, tolerance, &json) < 0)
+        return tool_error("%s", tmcp_src_errmsg(t->src));
+    return text_result(json, 0);
 }
 
 static cJSON *tool_report(tmcp_tools *t, args *a)
@@ -718,15 +602,14 @@ static cJSON *tool_report(tmcp_tools *t, args *a)
     if (tmcp_src_find_run(t->src, name, &run) < 0)
         return tool_error("%s", tmcp_src_errmsg(t->src));
     tmcp_run_clear(&run);
-    return report(t, name, NULL, NULL);
+    return report(t, name, NULL, REPORT_TOLERANCE);
 }
 
 static cJSON *tool_compare_runs(tmcp_tools *t, args *a)
 {
     const char *name, *other;
-    double tol = 0.05;
+    double tol = REPORT_TOLERANCE;
     tss_run run;
-    char tolbuf[32];
     if (arg_str(a, "run", 1, &name) < 0 || arg_str(a, "against", 1, &other) < 0 ||
         arg_number(a, "tolerance", 1e-9, 1e9, &tol) < 0)
         return tool_error("%s", a->err);
@@ -736,8 +619,7 @@ static cJSON *tool_compare_runs(tmcp_tools *t, args *a)
     if (tmcp_src_find_run(t->src, other, &run) < 0)
         return tool_error("%s", tmcp_src_errmsg(t->src));
     tmcp_run_clear(&run);
-    snprintf(tolbuf, sizeof tolbuf, "%.17g", tol);
-    return report(t, name, other, tolbuf);
+    return report(t, name, other, tol);
 }
 
 /* ---- wait_for ------------------------------------------------------------------ */
