@@ -152,6 +152,34 @@ def main():
     check(not r.get("ok") and "no-such-run" in r.get("error", ""),
           f"API findings of an unknown run: a clear error ({r})")
 
+    # The API's report op is the report: the same document as `trainscope
+    # report --json`, built from the collector's own read-only handle (so a
+    # client needs no access to the store file), with and without --against.
+    for req, args in [({"op": "report", "run": "spiky"}, []),
+                      ({"op": "report", "run": "spiky", "against": "calm"}, ["--against", "calm"]),
+                      ({"op": "report", "run": "calm", "against": "base", "tolerance": 0.3},
+                       ["--against", "base", "--tolerance", "0.3"])]:
+        r, _ = c.query(req)
+        rc, out, err = cli(TRAINSCOPE, "report", c.store, req["run"], "--json", *args)
+        check(rc == 0 and r.get("ok") and r.get("report") == json.loads(out),
+              f"API report {req} equals `trainscope report --json` ({r.get('error', '')}{err.strip()})")
+    r, _ = c.query({"op": "report", "run": "calm", "against": "base", "tolerance": 0.3})
+    loose = r["report"]["comparison"]["metrics"][0]["diverge_step"]
+    r, _ = c.query({"op": "report", "run": "calm", "against": "base"})
+    check(r["report"]["comparison"]["metrics"][0]["diverge_step"] is not None and loose is None,
+          f"API report: the tolerance is applied (15% apart: diverged at 5%, not at 30%)")
+    # Bad requests: clear errors, and the collector keeps serving.
+    for req, want in [({"op": "report", "run": "no-such-run"}, "unknown run 'no-such-run'"),
+                      ({"op": "report", "run": "spiky", "against": "nope"}, "unknown run 'nope'"),
+                      ({"op": "report"}, "needs \"run\""),
+                      ({"op": "report", "run": "spiky", "tolerance": -1}, "tolerance"),
+                      ({"op": "report", "run": "spiky", "tolerance": "big"}, "tolerance"),
+                      ({"op": "report", "run": "spiky", "against": 7}, "against")]:
+        r, _ = c.query(req)
+        check(r.get("ok") is False and want in r.get("error", ""), f"API report {req}: error naming {want!r} ({r})")
+    r, _ = c.query({"op": "info"})
+    check(r.get("ok"), "the collector still answers after the bad report requests")
+
     # --on-finding: the command got each finding as JSON on stdin.
     deadline = time.time() + 10
     while time.time() < deadline and (not os.path.exists(alerts + ".count") or
