@@ -11,7 +11,7 @@
 // `trainscope report --json`. Under ASan the Python publishers get the ASan
 // runtime preloaded from TS_PY_LD_PRELOAD (tests/meson.build sets it).
 import { spawn, execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -334,7 +334,7 @@ async function testRemote(storeClient, api) {
   const names = (await client.listTools()).tools.map((t) => t.name);
   check(names.includes('annotate') && names.length === 7, 'tcp:// --allow-write: annotate is listed');
   for (const [tool, args] of [['get_series', { run: 'base', max_points: 50 }], ['get_series', { run: 'live', metrics: ['train/loss'] }],
-    ['report', { run: 'base' }]]) {
+    ['report', { run: 'base' }], ['compare_runs', { run: 'base', against: 'exp/other', tolerance: 0.2 }]]) {
     const a = await call(client, tool, args), b = await call(storeClient, tool, args);
     check(!a.err && a.text === b.text, `tcp://: ${tool} ${JSON.stringify(args)} answers as on the store file`);
   }
@@ -416,6 +416,47 @@ async function testCurve() {
   check((await col.exited) === 0, 'the keyed collector exits 0 on SIGTERM');
 }
 
+// ---- a collector whose store file this machine cannot read ---------------------
+
+// Over tcp:// report and compare_runs need nothing but the query API: here the
+// collector's store directory is renamed while it runs (it keeps its open
+// files), so the path its `info` names does not exist for the MCP server, as
+// on another machine. The answers still equal `trainscope report --json` on
+// the file (found under its new name).
+async function testStoreElsewhere() {
+  const dir = path.join(TMP, 'far'), moved = path.join(TMP, 'far-moved');
+  mkdirSync(dir);
+  copyFileSync(STORE, path.join(dir, 'runs.db'));
+  const api = `tcp://127.0.0.1:${await freePort()}`;
+  const proc = spawn(TS, ['collect', '--store', path.join(dir, 'runs.db'), '--ingest', `ipc://${TMP}/far-ingest`,
+    '--api', api, '--quiet'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig)));
+  for (let i = 0; i < 100; i++) {
+    if ((await run(TS, ['query', api, '{"op":"info"}', '--timeout-ms', '500'])).code === 0) break;
+    await sleep(100);
+  }
+  renameSync(dir, moved);
+  const info = JSON.parse((await run(TS, ['query', api, '{"op":"info"}'])).stdout);
+  check(info.store === path.join(dir, 'runs.db') && !existsSync(info.store),
+    `elsewhere: the store the collector names (${info.store}) does not exist here`);
+  const client = await connect([api]);
+  const file = path.join(moved, 'runs.db');
+  for (const [tool, args, cliArgs] of [['report', { run: 'base' }, ['base']],
+    ['compare_runs', { run: 'exp/other', against: 'base' }, ['exp/other', '--against', 'base']]]) {
+    const r = await call(client, tool, args);
+    const cli = JSON.parse((await run(TS, ['report', file, ...cliArgs, '--json'])).stdout);
+    check(!r.err && isDeepStrictEqual(r.json, cli),
+      `elsewhere: ${tool} ${JSON.stringify(args)} over tcp:// equals \`trainscope report --json\` (${r.err ? r.text : 'ok'})`);
+  }
+  const r = await call(client, 'report', { run: 'nope' });
+  check(r.err && /unknown run 'nope'/.test(r.text), `elsewhere: report of an unknown run is a tool error (${r.text})`);
+  const again = await call(client, 'report', { run: 'base' });
+  check(!again.err && again.json.run.name === 'base', 'elsewhere: ... and the next report still answers');
+  await disconnect(client);
+  proc.kill('SIGTERM');
+  check((await exited) === 0, 'elsewhere: the collector exits 0 on SIGTERM');
+}
+
 async function main() {
   const api = `tcp://127.0.0.1:${await freePort()}`;
   const col = await startCollector(api);
@@ -444,6 +485,7 @@ async function main() {
   r = await call(client, 'describe_run', { run: 'base' });
   check(r.json.events.some((e) => e.step === 77 && e.text === 'through CURVE'), 'the CURVE note is in the store');
   await disconnect(client);
+  await testStoreElsewhere();
 
   rmSync(TMP, { recursive: true, force: true });
   if (failures.length) {
