@@ -145,6 +145,17 @@ def spike_every_zoom():
         y0, y1 = sh.rows[("deep", layer(5))]
         check(all(sh.img.rgb(p.px(S), y) == HOT for y in range(y0 + 1, y1 - 1)),
               f"heat [{tag}]: every pixel row of layer 5's cell is hot")
+        if p.x_to - p.x_from + 1 < p.w:
+            # zoomed past one step per column: a step's cell is as wide as the
+            # step (up to the next step's column), with no blank between steps
+            y5 = (y0 + y1 - 1) // 2
+            xs = range(p.px(S), p.px(S + 1))
+            check(len(xs) > 1 and all(sh.img.rgb(x, y5) == HOT for x in xs),
+                  f"heat [{tag}]: layer 5 is hot across step {S}'s whole width (pixels {xs.start}..{xs.stop - 1})")
+            check(sh.img.rgb(p.px(S + 1), y5) != HOT, f"heat [{tag}]: and not at step {S + 1}")
+            ya, yb = sh.rows[("deep", layer(0))]
+            blank = [x for x in range(p.px(p.x_from), p.px(p.x_to)) if sh.img.rgb(x, (ya + yb - 1) // 2) == WHITE]
+            check(not blank, f"heat [{tag}]: layer 0's row has no blank column between its steps ({blank[:5]})")
 
 
 def nan_and_empty_cells():

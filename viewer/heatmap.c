@@ -268,6 +268,25 @@ static void paint_cells(tvr_canvas *cv, const panel *p, const unsigned char *st,
     }
 }
 
+/* The series' step spacing in this frame: the smallest step distance
+ * between two neighbouring non-empty columns (0 when fewer than two). */
+static int64_t hold_stride(const tss_bucket *c, size_t ncols)
+{
+    int64_t best = 0;
+    size_t last = SIZE_MAX;
+    for (size_t i = 0; i < ncols; i++) {
+        if (c[i].count == 0)
+            continue;
+        if (last != SIZE_MAX) {
+            int64_t d = c[i].step_first - c[last].step_last;
+            if (d > 0 && (best == 0 || d < best))
+                best = d;
+        }
+        last = i;
+    }
+    return best;
+}
+
 int tvv__render_heat(tvv_view *v, tvr_canvas *cv, panel *p, int64_t *points)
 {
     tvr_rect pl = p->plot;
@@ -286,16 +305,29 @@ int tvv__render_heat(tvv_view *v, tvr_canvas *cv, panel *p, int64_t *points)
     unsigned char *st = v->hstate;
     double *val = v->hval;
     memset(st, CELL_EMPTY, ncell);
+    /* zoomed in past one step per column (x as step): a point's cell is as
+     * wide as its step, as the line plot joins neighbouring points */
+    int hold = v->xmode == TVV_X_STEP && (uint64_t)v->x_to - (uint64_t)v->x_from + 1 < (uint64_t)ncols;
     for (size_t k = 0; k < p->nseries; k++) {
         if (!shown[k])
             continue;
         size_t R = v->hslot[tvm_series_at(v->src, p->series[k])->run] * p->nlayers + p->layer_of[k];
         const tss_bucket *c = &v->cols[k * ncols];
+        int64_t stride = hold ? hold_stride(c, ncols) : 0;
+        size_t last = SIZE_MAX;
         for (size_t i = 0; i < ncols; i++) {
             if (c[i].count == 0)
                 continue;
-            fold_cell(&st[R * ncols + i], &val[R * ncols + i], c[i].n_nan || c[i].n_inf ? CELL_NONFINITE : CELL_VALUE,
-                      c[i].max);
+            unsigned char cs = c[i].n_nan || c[i].n_inf ? CELL_NONFINITE : CELL_VALUE;
+            fold_cell(&st[R * ncols + i], &val[R * ncols + i], cs, c[i].max);
+            /* the previous point's cell reaches to this one's when they are
+             * neighbours at the series' step spacing (not across dropped data) */
+            if (last != SIZE_MAX && i - last > 1 && stride > 0 && c[i].step_first - c[last].step_last <= stride) {
+                unsigned char ls = c[last].n_nan || c[last].n_inf ? CELL_NONFINITE : CELL_VALUE;
+                for (size_t j = last + 1; j < i; j++)
+                    fold_cell(&st[R * ncols + j], &val[R * ncols + j], ls, c[last].max);
+            }
+            last = i;
         }
     }
     colour_range(p, st, val, ncell, !v->log_y);

@@ -22,7 +22,11 @@
  * the colour scale is log10 by default (l makes it linear) over the cells in
  * view, with a colour bar and SI ticks under the x labels. A cell holding a
  * NaN or an Inf has its own colour (heat.h TVH_NONFINITE), a cell without
- * points stays background. With several runs shown, each run gets its block
+ * points stays background, except when zoomed in past one step per column
+ * (x as step): then a point's cell reaches to the next point's column when
+ * the two are neighbours at the series' step spacing in view (the line plot
+ * joins them likewise; a larger distance, such as dropped data, stays
+ * empty; hovering such a cell says "no points"). With several runs shown, each run gets its block
  * of rows (in legend order, marked with the run's colour at the left). More
  * rows than pixels: rows sharing a pixel row show their largest value.
  * Finding markers are drawn on a heatmap as on a line panel; events and
