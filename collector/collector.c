@@ -1221,20 +1221,29 @@ static void store_restart(tcl_collector *c)
 
 /* Persist every advanced stream's seq with the data it covers, commit, and
  * only then ACK: an ACK promises the data is on disk. */
-static int commit(tcl_collector *c)
+/* Commit the store's open transaction; a failure reopens the store (what
+ * was not committed is resent by its publishers: nothing was ACKed). */
+static int commit_store(tcl_collector *c)
 {
-    if (!c->ndirty)
-        return 0;
-    for (size_t i = 0; i < c->ndirty; i++)
-        tss_stream_set_seq(c->st, c->dirty[i]->id, c->dirty[i]->next - 1);
     int rc = tss_commit(c->st);
     if (rc < 0) {
         uint32_t suppressed;
         if (log_gate(c, 0, LOG_STORE, &suppressed))
             tcl__log("commit failed, nothing ACKed; reopening the store: %s", tss_errmsg(c->st));
         store_restart(c);
-        return rc;
     }
+    return rc;
+}
+
+static int commit(tcl_collector *c)
+{
+    if (!c->ndirty)
+        return 0;
+    for (size_t i = 0; i < c->ndirty; i++)
+        tss_stream_set_seq(c->st, c->dirty[i]->id, c->dirty[i]->next - 1);
+    int rc = commit_store(c);
+    if (rc < 0)
+        return rc;
     for (size_t i = 0; i < c->ndirty; i++) {
         stream *s = c->dirty[i];
         s->dirty = 0;
@@ -1252,14 +1261,7 @@ static int commit(tcl_collector *c)
 static int commit_writes(void *ctx)
 {
     tcl_collector *c = ctx;
-    if (c->ndirty)
-        return commit(c);
-    int rc = tss_commit(c->st);
-    if (rc < 0) {
-        tcl__log("commit of an annotation failed; reopening the store: %s", tss_errmsg(c->st));
-        store_restart(c);
-    }
-    return rc;
+    return c->ndirty ? commit(c) : commit_store(c);
 }
 
 /* A connection the transport closed. libzmq does not say why, so the

@@ -17,6 +17,7 @@
 #include <zmq.h>
 
 #include "keys.h"
+#include "wire.h"
 
 static void usage(FILE *out)
 {
@@ -32,19 +33,9 @@ static void usage(FILE *out)
             "never answers: the command then fails after --timeout-ms (default 5000).\n");
 }
 
-static double dbl(const uint8_t *p)
-{
-    double v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-static int64_t i64(const uint8_t *p)
-{
-    int64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
+/* The API's binary records are little-endian (PROTOCOL.md), as wire.h reads them. */
+static double dbl(const uint8_t *p) { return tsw_bits_double(tsw_get_u64(p)); }
+static int64_t i64(const uint8_t *p) { return (int64_t)tsw_get_u64(p); }
 
 /* The binary frame of points (24-byte records) or buckets (56-byte ones). */
 static void print_binary(const char *req, const uint8_t *p, size_t n)

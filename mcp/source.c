@@ -20,6 +20,7 @@
 
 #include "keys.h"
 #include "tda_report.h"
+#include "wire.h"
 
 #define API_TIMEOUT_MS 5000
 
@@ -384,19 +385,9 @@ static cJSON *api_range_req(const char *op, int64_t series_id, int64_t from, int
     return r;
 }
 
-static int64_t get_i64(const uint8_t *p)
-{
-    int64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-static double get_f64(const uint8_t *p)
-{
-    double v;
-    memcpy(&v, p, 8);
-    return v;
-}
+/* The API's binary records are little-endian (PROTOCOL.md), as wire.h reads them. */
+static int64_t get_i64(const uint8_t *p) { return (int64_t)tsw_get_u64(p); }
+static double get_f64(const uint8_t *p) { return tsw_bits_double(tsw_get_u64(p)); }
 
 static int api_points(tmcp_src *s, int64_t sid, int64_t from, int64_t to, tss_point **pts, size_t *n)
 {
@@ -407,15 +398,14 @@ static int api_points(tmcp_src *s, int64_t sid, int64_t from, int64_t to, tss_po
     if (rc < 0)
         return rc;
     cJSON_Delete(reply);
-    *n = len / 24;
+    *n = len / TSW_LIVE_POINT;
     *pts = calloc(*n ? *n : 1, sizeof **pts);
     if (!*pts) {
         free(bin);
         return fail(s, -ENOMEM, "out of memory");
     }
     for (size_t i = 0; i < *n; i++)
-        (*pts)[i] = (tss_point){ .step = get_i64(bin + 24 * i), .t_ns = get_i64(bin + 24 * i + 8),
-                                 .value = get_f64(bin + 24 * i + 16) };
+        tsw_live_point_decode(bin + (size_t)TSW_LIVE_POINT * i, &(*pts)[i].step, &(*pts)[i].t_ns, &(*pts)[i].value);
     free(bin);
     return 0;
 }
